@@ -1,0 +1,84 @@
+/**
+ * The Lambdas' configuration, read once per cold start from environment variables set by the stack
+ * (or by local mode). Values here are names and limits, never secrets: secrets are fetched from
+ * Secrets Manager by name at run time.
+ */
+
+/** Environment variable names: the contract between the stack, local mode and the functions. */
+export const ENV = {
+  TABLE_NAME: 'TABLE_NAME',
+  TWILIO_SECRET_ID: 'TWILIO_SECRET_ID',
+  ENCRYPTION_KEYS_SECRET_ID: 'ENCRYPTION_KEYS_SECRET_ID',
+  SUPABASE_JWT_SECRET_ID: 'SUPABASE_JWT_SECRET_ID',
+  USAGE_KEY_SECRET_ID: 'USAGE_KEY_SECRET_ID',
+  SUPABASE_URL: 'SUPABASE_URL',
+  JWKS_URL: 'JWKS_URL',
+  ALLOWED_ORIGINS: 'ALLOWED_ORIGINS',
+  TOKEN_TTL_SECONDS: 'TOKEN_TTL_SECONDS',
+  IP_TOKEN_LIMIT_PER_MINUTE: 'IP_TOKEN_LIMIT_PER_MINUTE',
+  USER_TOKEN_QUOTA_PER_DAY: 'USER_TOKEN_QUOTA_PER_DAY',
+  USER_CALL_QUOTA_PER_DAY: 'USER_CALL_QUOTA_PER_DAY',
+  DIAL_PREFIXES: 'DIAL_PREFIXES',
+  SECRET_CACHE_TTL_SECONDS: 'SECRET_CACHE_TTL_SECONDS',
+  TWILIO_API_BASE_URL: 'TWILIO_API_BASE_URL',
+} as const;
+
+export interface LambdaConfig {
+  readonly tableName: string;
+  readonly twilioSecretId: string;
+  readonly encryptionKeysSecretId: string;
+  /** Set only when legacy HS256 tokens are accepted. */
+  readonly supabaseJwtSecretId: string | undefined;
+  /** Set when the usage plan takes its key from the authorizer. */
+  readonly usageKeySecretId: string | undefined;
+  readonly issuer: string;
+  readonly jwksUrl: string;
+  readonly allowedOrigins: readonly string[];
+  readonly tokenTtlSeconds: number;
+  readonly ipTokenLimitPerMinute: number;
+  readonly userTokenQuotaPerDay: number;
+  readonly userCallQuotaPerDay: number;
+  readonly dialPrefixes: readonly string[];
+  readonly secretCacheTtlSeconds: number;
+  /** Override of `https://api.twilio.com` (a loopback stand-in in local mode and tests). */
+  readonly twilioApiBaseUrl: string | undefined;
+}
+
+function list(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function num(env: NodeJS.ProcessEnv, key: string, def: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`Environment variable ${key} must be a positive integer`);
+  return n;
+}
+
+/** Reads and checks the configuration; throws at cold start (fail fast) when a required value is missing. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
+  const required = (key: string): string => {
+    const v = env[key];
+    if (!v) throw new Error(`Environment variable ${key} is required`);
+    return v;
+  };
+  const supabaseUrl = required(ENV.SUPABASE_URL).replace(/\/+$/, '');
+  return {
+    tableName: env[ENV.TABLE_NAME] ?? '',
+    twilioSecretId: env[ENV.TWILIO_SECRET_ID] ?? '',
+    encryptionKeysSecretId: env[ENV.ENCRYPTION_KEYS_SECRET_ID] ?? '',
+    supabaseJwtSecretId: env[ENV.SUPABASE_JWT_SECRET_ID] || undefined,
+    usageKeySecretId: env[ENV.USAGE_KEY_SECRET_ID] || undefined,
+    issuer: `${supabaseUrl}/auth/v1`,
+    jwksUrl: env[ENV.JWKS_URL] || `${supabaseUrl}/auth/v1/.well-known/jwks.json`,
+    allowedOrigins: list(env[ENV.ALLOWED_ORIGINS]),
+    tokenTtlSeconds: Math.min(num(env, ENV.TOKEN_TTL_SECONDS, 3600), 86_400),
+    ipTokenLimitPerMinute: num(env, ENV.IP_TOKEN_LIMIT_PER_MINUTE, 5),
+    userTokenQuotaPerDay: num(env, ENV.USER_TOKEN_QUOTA_PER_DAY, 50),
+    userCallQuotaPerDay: num(env, ENV.USER_CALL_QUOTA_PER_DAY, 100),
+    dialPrefixes: list(env[ENV.DIAL_PREFIXES]),
+    secretCacheTtlSeconds: num(env, ENV.SECRET_CACHE_TTL_SECONDS, 300),
+    twilioApiBaseUrl: env[ENV.TWILIO_API_BASE_URL] || undefined,
+  };
+}

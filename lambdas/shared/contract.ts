@@ -1,0 +1,44 @@
+/**
+ * The API's wire contract: error codes with their statuses and messages, and the headers every response
+ * carries. Used by the Lambdas, by the stack's gateway responses and by the local gateway, so a response
+ * looks the same whoever produces it. Pure constants: safe to import from CDK code and from bundles.
+ */
+
+export const ERRORS = {
+  invalid_request: { status: 400, message: 'The request is malformed or has invalid fields.' },
+  unauthenticated: { status: 401, message: 'Sign in again: the session is missing, expired or invalid.' },
+  origin_not_allowed: { status: 403, message: 'This origin is not allowed to call the API.' },
+  destination_not_allowed: { status: 403, message: 'Calls to this destination are not allowed.' },
+  call_not_found: { status: 404, message: 'No such call.' },
+  not_found: { status: 404, message: 'No such route.' },
+  method_not_allowed: { status: 405, message: 'This method is not allowed on this route.' },
+  no_voice_session: { status: 409, message: 'Open a voice session first (POST /api/twilio/token).' },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
+  rate_limited: { status: 429, message: 'Too many requests; retry after the time given in Retry-After.' },
+  internal_error: { status: 500, message: 'Something went wrong on our side; try again later.' },
+  upstream_error: { status: 502, message: 'The telephony provider failed; try again later.' },
+  unavailable: { status: 503, message: 'The service is temporarily unavailable; try again later.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The JSON body of every error response. */
+export function errorBody(code: ErrorCode, message: string = ERRORS[code].message): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/** Headers on every response, success or error, from a Lambda or from API Gateway itself. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'Strict-Transport-Security': 'max-age=63072000; includeSubDomains',
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+  'Referrer-Policy': 'no-referrer',
+};
+
+/** Largest request body the handlers accept, in bytes ("a few KB"). */
+export const MAX_BODY_BYTES = 4096;
+
+/** Largest `Authorization` header the authorizer looks at; longer ones are refused before any crypto. */
+export const MAX_AUTHORIZATION_HEADER_BYTES = 4096;

@@ -1,0 +1,153 @@
+/**
+ * Stack configuration: read once from CDK context (`cdk.json` → `context.voiceToken`), validated here,
+ * and handed to the stack as a typed object. Every error names the key and says how to fix it.
+ */
+
+export interface ServiceConfig {
+  /** Origins allowed to call the API from a browser, matched exactly. No `*`, at least one. */
+  readonly allowedOrigins: readonly string[];
+  /** Supabase project URL, e.g. `https://abcd.supabase.co`. Issuer is `${supabaseUrl}/auth/v1`. */
+  readonly supabaseUrl: string;
+  /** Also accept HS256 tokens signed with the legacy Supabase JWT secret (kept in Secrets Manager). Default false. */
+  readonly legacyJwtSecret: boolean;
+  /** Lifetime of a minted Twilio Access Token (and so of a voice session), seconds. Default 3600, max 86400. */
+  readonly tokenTtlSeconds: number;
+  /** `/token` requests allowed per source IP per minute. Default 5. */
+  readonly ipTokenLimitPerMinute: number;
+  /** Tokens a user may have minted per day. Default 50. */
+  readonly userTokenQuotaPerDay: number;
+  /** Calls a user may place per day. Default 100. */
+  readonly userCallQuotaPerDay: number;
+  /** E.164 prefixes calls may be placed to (toll-fraud guard), e.g. `["+1", "+44"]`. */
+  readonly dialPrefixes: readonly string[];
+  /** Stage-wide steady request rate (requests/second) and burst. */
+  readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
+  /** Usage-plan quota: requests per period for the whole stage (a coarse backstop). */
+  readonly quota: { readonly limit: number; readonly period: 'DAY' | 'WEEK' | 'MONTH' };
+  /** How long API Gateway caches an authorizer decision, seconds. Default 60, max 3600. */
+  readonly authorizerCacheTtlSeconds: number;
+  /** CloudWatch Logs retention for function and access logs, days. Default 90. */
+  readonly logRetentionDays: number;
+  /** Stage name. Default `prod`. */
+  readonly stageName: string;
+}
+
+export class ConfigError extends Error {
+  constructor(key: string, problem: string, fix: string) {
+    super(`Invalid config "voiceToken.${key}": ${problem}. Fix: ${fix} (in cdk.json context or with -c).`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Raw = Record<string, unknown>;
+
+const DEFAULTS = {
+  legacyJwtSecret: false,
+  tokenTtlSeconds: 3600,
+  ipTokenLimitPerMinute: 5,
+  userTokenQuotaPerDay: 50,
+  userCallQuotaPerDay: 100,
+  throttle: { rateLimit: 10, burstLimit: 20 },
+  quota: { limit: 100_000, period: 'DAY' as const },
+  authorizerCacheTtlSeconds: 60,
+  logRetentionDays: 90,
+  stageName: 'prod',
+};
+
+function int(raw: Raw, key: string, def: number, min: number, max: number, path = key): number {
+  const v = raw[key] ?? def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(path, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`, `set "${key}" to a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function stringList(raw: Raw, key: string): string[] {
+  const v = raw[key];
+  const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+    throw new ConfigError(key, `expected a list of strings, got ${JSON.stringify(v)}`, `set "${key}" to a JSON list of strings`);
+  }
+  return list as string[];
+}
+
+/** Checks one origin: scheme://host[:port], nothing else, no wildcard. */
+export function checkOrigin(origin: string, key = 'allowedOrigins'): void {
+  if (origin.includes('*')) {
+    throw new ConfigError(key, `"${origin}" contains "*"; origins are matched exactly and wildcards would admit any site`, 'list every allowed origin in full, e.g. "https://app.example.com"');
+  }
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new ConfigError(key, `"${origin}" is not a URL`, 'write origins as scheme://host[:port], e.g. "https://app.example.com"');
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin) {
+    throw new ConfigError(key, `"${origin}" is not a bare origin (expected exactly "${url.origin}" without path, slash or query)`, 'write origins as scheme://host[:port] with no trailing slash');
+  }
+}
+
+/** Validates raw context and fills in defaults. Throws ConfigError naming the key on any problem. */
+export function parseConfig(raw: unknown): ServiceConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError('', 'the "voiceToken" context object is missing', 'add a "voiceToken" object to "context" in cdk.json');
+  }
+  const r = raw as Raw;
+
+  const allowedOrigins = stringList(r, 'allowedOrigins');
+  if (allowedOrigins.length === 0) {
+    throw new ConfigError('allowedOrigins', 'the list is empty, so no browser could call the API', 'list the origins of your frontends, e.g. ["https://app.example.com"]');
+  }
+  allowedOrigins.forEach((o) => checkOrigin(o));
+
+  const supabaseUrl = r['supabaseUrl'];
+  if (typeof supabaseUrl !== 'string' || !/^https:\/\/[a-z0-9.-]+(:\d+)?$/i.test(supabaseUrl)) {
+    throw new ConfigError('supabaseUrl', `expected an https URL without path, got ${JSON.stringify(supabaseUrl)}`, 'set it to your project URL, e.g. "https://abcdefghijklmnop.supabase.co"');
+  }
+
+  const legacyJwtSecret = r['legacyJwtSecret'] ?? DEFAULTS.legacyJwtSecret;
+  if (typeof legacyJwtSecret !== 'boolean') {
+    throw new ConfigError('legacyJwtSecret', `expected true or false, got ${JSON.stringify(legacyJwtSecret)}`, 'set it to true only for projects still signing with the legacy HS256 secret');
+  }
+
+  const dialPrefixes = stringList(r, 'dialPrefixes');
+  if (dialPrefixes.length === 0) {
+    throw new ConfigError('dialPrefixes', 'the list is empty, so no call could be placed', 'list the E.164 prefixes you allow, e.g. ["+1"]');
+  }
+  for (const p of dialPrefixes) {
+    if (!/^\+[1-9]\d{0,6}$/.test(p)) {
+      throw new ConfigError('dialPrefixes', `"${p}" is not an E.164 prefix`, 'write prefixes as "+" and 1 to 7 digits, e.g. "+1" or "+4420"');
+    }
+  }
+
+  const t = (r['throttle'] ?? DEFAULTS.throttle) as Raw;
+  const q = (r['quota'] ?? DEFAULTS.quota) as Raw;
+  const period = q['period'] ?? DEFAULTS.quota.period;
+  if (period !== 'DAY' && period !== 'WEEK' && period !== 'MONTH') {
+    throw new ConfigError('quota.period', `expected DAY, WEEK or MONTH, got ${JSON.stringify(period)}`, 'set "period" to "DAY", "WEEK" or "MONTH"');
+  }
+
+  const stageName = r['stageName'] ?? DEFAULTS.stageName;
+  if (typeof stageName !== 'string' || !/^[a-zA-Z0-9_]{1,64}$/.test(stageName)) {
+    throw new ConfigError('stageName', `expected letters, digits or underscore, got ${JSON.stringify(stageName)}`, 'set it to e.g. "prod"');
+  }
+
+  return {
+    allowedOrigins,
+    supabaseUrl,
+    legacyJwtSecret,
+    tokenTtlSeconds: int(r, 'tokenTtlSeconds', DEFAULTS.tokenTtlSeconds, 60, 86_400),
+    ipTokenLimitPerMinute: int(r, 'ipTokenLimitPerMinute', DEFAULTS.ipTokenLimitPerMinute, 1, 1000),
+    userTokenQuotaPerDay: int(r, 'userTokenQuotaPerDay', DEFAULTS.userTokenQuotaPerDay, 1, 100_000),
+    userCallQuotaPerDay: int(r, 'userCallQuotaPerDay', DEFAULTS.userCallQuotaPerDay, 1, 100_000),
+    dialPrefixes,
+    throttle: {
+      rateLimit: int(t, 'rateLimit', DEFAULTS.throttle.rateLimit, 1, 10_000, 'throttle.rateLimit'),
+      burstLimit: int(t, 'burstLimit', DEFAULTS.throttle.burstLimit, 1, 5_000, 'throttle.burstLimit'),
+    },
+    quota: { limit: int(q, 'limit', DEFAULTS.quota.limit, 1, 1_000_000_000, 'quota.limit'), period },
+    authorizerCacheTtlSeconds: int(r, 'authorizerCacheTtlSeconds', DEFAULTS.authorizerCacheTtlSeconds, 0, 3600),
+    logRetentionDays: int(r, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653),
+    stageName,
+  };
+}

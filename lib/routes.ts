@@ -1,0 +1,46 @@
+/**
+ * The route table: the one source of truth for what the API serves. The CDK stack builds API Gateway
+ * resources and methods from it, and the local gateway dispatches requests with it, so the two cannot drift.
+ */
+
+/** The Lambda functions behind the API (the authorizer is not a route target). */
+export type FunctionName = 'token' | 'voice' | 'hangup';
+
+export interface Route {
+  /** HTTP method as API Gateway spells it. */
+  readonly method: 'POST' | 'DELETE';
+  /** Resource path below the stage, always starting with `/api/twilio/`. */
+  readonly path: string;
+  /** The function that serves the route. */
+  readonly fn: FunctionName;
+  /** Whether the Supabase Lambda authorizer guards the route. Preflight (`OPTIONS`) never is. */
+  readonly authorized: true;
+  /** Name of the API Gateway request model that validates the body, if API Gateway can do it. */
+  readonly model?: 'TokenRequest' | 'VoiceRequest' | 'HangupRequest';
+}
+
+export const ROUTES: readonly Route[] = [
+  { method: 'POST', path: '/api/twilio/token', fn: 'token', authorized: true, model: 'TokenRequest' },
+  { method: 'POST', path: '/api/twilio/voice', fn: 'voice', authorized: true, model: 'VoiceRequest' },
+  { method: 'POST', path: '/api/twilio/hangup', fn: 'hangup', authorized: true, model: 'HangupRequest' },
+];
+
+/** Distinct resource paths; each gets an `OPTIONS` preflight method served by the route's function. */
+export const RESOURCE_PATHS: readonly string[] = [...new Set(ROUTES.map((r) => r.path))];
+
+/** Request headers a browser may send (answered in preflight). */
+export const CORS_ALLOW_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key'] as const;
+/** Response headers a browser may read. */
+export const CORS_EXPOSE_HEADERS = ['Retry-After'] as const;
+/** How long a browser may cache a preflight answer, in seconds. */
+export const CORS_MAX_AGE_SECONDS = 600;
+
+/** Finds the route for a method and path, or undefined. */
+export function findRoute(method: string, path: string): Route | undefined {
+  return ROUTES.find((r) => r.method === method && r.path === path);
+}
+
+/** Methods served on a path (for `Access-Control-Allow-Methods` and 405 answers). */
+export function methodsFor(path: string): string[] {
+  return ROUTES.filter((r) => r.path === path).map((r) => r.method);
+}
