@@ -1,5 +1,4 @@
-import { ERRORS, SECURITY_HEADERS, errorBody, type ErrorCode } from '../lambdas/shared/contract';
-import { CORS_EXPOSE_HEADERS } from './routes';
+import { CORS_EXPOSE_HEADERS, CORS_ORIGIN_CONTEXT_KEY, ERRORS, SECURITY_HEADERS, errorBody, type ErrorCode } from '../lambdas/shared/contract';
 
 /**
  * API Gateway's own responses (authorizer rejections, throttling, defaults), as data. The stack turns each
@@ -74,8 +73,7 @@ export const GATEWAY_RESPONSES: readonly GatewayResponseDef[] = [
   def('DEFAULT_5XX', 'internal_error', undefined, true),
 ];
 
-/** The context key the authorizer fills with the request's origin when, and only when, it is allowlisted. */
-export const CORS_ORIGIN_CONTEXT_KEY = 'corsOrigin';
+export { CORS_ORIGIN_CONTEXT_KEY };
 
 /**
  * Header mappings in API Gateway's syntax: `'static'` values in single quotes, or a context variable.

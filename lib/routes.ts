@@ -28,12 +28,7 @@ export const ROUTES: readonly Route[] = [
 /** Distinct resource paths; each gets an `OPTIONS` preflight method served by the route's function. */
 export const RESOURCE_PATHS: readonly string[] = [...new Set(ROUTES.map((r) => r.path))];
 
-/** Request headers a browser may send (answered in preflight). */
-export const CORS_ALLOW_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key'] as const;
-/** Response headers a browser may read. */
-export const CORS_EXPOSE_HEADERS = ['Retry-After'] as const;
-/** How long a browser may cache a preflight answer, in seconds. */
-export const CORS_MAX_AGE_SECONDS = 600;
+export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '../lambdas/shared/contract';
 
 /** Finds the route for a method and path, or undefined. */
 export function findRoute(method: string, path: string): Route | undefined {

@@ -1,2 +1,39 @@
-// placeholder: being written
-export const handler = async (): Promise<void> => undefined;
+import middy from '@middy/core';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { loadConfig } from '../shared/config';
+import { isAllowedOrigin, readHeaders } from '../shared/http';
+import { logger } from '../shared/logger';
+import { CachedSecrets } from '../shared/secrets';
+import { allow, deny } from './policy';
+import { createVerifier } from './service';
+
+const config = loadConfig();
+const secrets = new CachedSecrets(new SecretsManagerClient({}), config.secretCacheTtlSeconds * 1000);
+const verify = createVerifier({
+  issuer: config.issuer,
+  jwksUrl: config.jwksUrl,
+  ...(config.supabaseJwtSecretId ? { hsSecret: () => secrets.get(config.supabaseJwtSecretId!) } : {}),
+});
+
+/**
+ * REQUEST authorizer. Rejections are explicit Denies (reported by API Gateway as the ACCESS_DENIED gateway
+ * response, a 401 here); only a failure to decide (JWKS or Secrets Manager unreachable) throws, which API
+ * Gateway reports as AUTHORIZER_FAILURE, a 503: fail closed.
+ */
+export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>().handler(async (event) => {
+  const { headers, duplicate } = readHeaders(event as Parameters<typeof readHeaders>[0]);
+  const origin = headers['origin'];
+  const corsOrigin = !duplicate.has('origin') && isAllowedOrigin(origin, config.allowedOrigins) ? origin : '';
+  const sourceIp = event.requestContext?.identity?.sourceIp;
+  const route = `${event.httpMethod} ${event.resource}`;
+
+  const verdict = await verify(headers['authorization'], duplicate.has('authorization'));
+  if (!verdict.ok) {
+    logger.warn('authorizer decision', { outcome: 'denied', reason: verdict.reason, sourceIp, route });
+    return deny(event.methodArn, corsOrigin);
+  }
+  const usageKey = config.usageKeySecretId ? await secrets.get(config.usageKeySecretId) : undefined;
+  logger.info('authorizer decision', { outcome: 'allowed', userId: verdict.session.userId, sourceIp, route });
+  return allow(event.methodArn, verdict.session, corsOrigin, usageKey);
+});

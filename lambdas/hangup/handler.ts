@@ -1,2 +1,20 @@
-// placeholder: being written
-export const handler = async (): Promise<void> => undefined;
+import { z } from 'zod';
+import { loadConfig } from '../shared/config';
+import { productionDeps } from '../shared/deps';
+import { apiHandler } from '../shared/http';
+import { logger } from '../shared/logger';
+import { hangUp } from './service';
+
+const config = loadConfig();
+const deps = productionDeps(config);
+const schema = z.object({ callSid: z.string().regex(/^CA[0-9a-f]{32}$/) }).strict();
+
+/** POST /api/twilio/hangup — `{"callSid":"CA…"}`; 200 `{call:{sid,status:"completed"}}`. */
+export const handler = apiHandler(
+  { allowedOrigins: config.allowedOrigins, schema, fieldHelp: { callSid: 'Field "callSid" must be "CA" followed by 32 lowercase hex digits.' } },
+  async ({ body, caller }) => {
+    const { call, twilioCalled } = await hangUp(deps, caller, body.callSid);
+    logger.info('hangup', { outcome: twilioCalled ? 'ended' : 'already_ended', userId: caller.userId, sourceIp: caller.sourceIp, callSid: call.sid });
+    return { status: 200, body: { call } };
+  },
+);

@@ -42,3 +42,13 @@ export const MAX_BODY_BYTES = 4096;
 
 /** Largest `Authorization` header the authorizer looks at; longer ones are refused before any crypto. */
 export const MAX_AUTHORIZATION_HEADER_BYTES = 4096;
+
+/** Request headers a browser may send (answered in preflight). */
+export const CORS_ALLOW_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key'] as const;
+/** Response headers a browser may read. */
+export const CORS_EXPOSE_HEADERS = ['Retry-After'] as const;
+/** How long a browser may cache a preflight answer, in seconds. */
+export const CORS_MAX_AGE_SECONDS = 600;
+
+/** The authorizer context key holding the request's origin when, and only when, it is allowlisted. */
+export const CORS_ORIGIN_CONTEXT_KEY = 'corsOrigin';

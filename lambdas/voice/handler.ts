@@ -1,2 +1,20 @@
-// placeholder: being written
-export const handler = async (): Promise<void> => undefined;
+import { z } from 'zod';
+import { loadConfig } from '../shared/config';
+import { productionDeps } from '../shared/deps';
+import { apiHandler } from '../shared/http';
+import { logger, maskPhone } from '../shared/logger';
+import { placeCall } from './service';
+
+const config = loadConfig();
+const deps = productionDeps(config);
+const schema = z.object({ to: z.string().regex(/^\+[1-9]\d{6,14}$/) }).strict();
+
+/** POST /api/twilio/voice — `{"to":"+14155550123"}`; 201 `{call:{sid,status}}`. */
+export const handler = apiHandler(
+  { allowedOrigins: config.allowedOrigins, schema, fieldHelp: { to: 'Field "to" must be a phone number in E.164 form, e.g. +14155550123.' } },
+  async ({ body, caller, headers }) => {
+    const { call, replayed } = await placeCall(deps, config, caller, body.to, headers['idempotency-key']);
+    logger.info('call', { outcome: replayed ? 'replayed' : 'started', userId: caller.userId, sourceIp: caller.sourceIp, callSid: call.sid, to: maskPhone(body.to) });
+    return { status: 201, body: { call } };
+  },
+);

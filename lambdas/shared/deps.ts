@@ -1,0 +1,52 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { LambdaConfig } from './config';
+import { type Keyring, open, parseKeyring } from './crypto';
+import { NoVoiceSessionError } from './errors';
+import { logger } from './logger';
+import { CachedSecrets, parsedSecret } from './secrets';
+import { DynamoStore, type SessionRecord, type Store, sessionItemKey } from './store';
+import { type TwilioCredentials, type TwilioPort, TwilioRest, parseTwilioCredentials } from './twilio';
+
+/** Everything a route service needs from the outside world: the ports, with production adapters below. */
+export interface Deps {
+  readonly store: Store;
+  readonly twilio: TwilioPort;
+  readonly twilioCredentials: () => Promise<TwilioCredentials>;
+  readonly keyring: () => Promise<Keyring>;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
+
+/** Builds the production adapters once per cold start (module scope in each handler). */
+export function productionDeps(config: LambdaConfig): Deps {
+  const secrets = new CachedSecrets(new SecretsManagerClient({}), config.secretCacheTtlSeconds * 1000);
+  return {
+    store: new DynamoStore(new DynamoDBClient({}), config.tableName),
+    twilio: new TwilioRest(config.twilioApiBaseUrl),
+    twilioCredentials: parsedSecret(secrets, config.twilioSecretId, parseTwilioCredentials),
+    keyring: parsedSecret(secrets, config.encryptionKeysSecretId, parseKeyring),
+    now: Date.now,
+  };
+}
+
+/** Epoch seconds. */
+export const seconds = (ms: number) => Math.floor(ms / 1000);
+
+/**
+ * Proves a stored session is usable: present, unexpired (the store already filtered) and its token
+ * decrypts under its key version and item binding. Anything else means "no voice session".
+ */
+export async function requireSession(deps: Deps, session: SessionRecord | undefined): Promise<SessionRecord> {
+  if (!session) throw new NoVoiceSessionError({ reason: 'no_session' });
+  try {
+    open(await deps.keyring(), sessionItemKey(session.userId), session);
+  } catch (err) {
+    if (err instanceof Error && err.name === 'DecryptionError') {
+      logger.warn('stored session failed authentication', { userId: session.userId, kv: session.kv });
+      throw new NoVoiceSessionError({ reason: 'session_undecryptable' });
+    }
+    throw err;
+  }
+  return session;
+}

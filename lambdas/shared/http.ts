@@ -1,0 +1,184 @@
+import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, SECURITY_HEADERS, errorBody } from './contract';
+import {
+  ApiError,
+  InvalidRequestError,
+  OriginNotAllowedError,
+  PayloadTooLargeError,
+  UnauthenticatedError,
+  UnsupportedMediaTypeError,
+} from './errors';
+import { logger } from './logger';
+
+/** Who is calling, as the authorizer vouched for it (flat context: strings and numbers). */
+export interface Caller {
+  readonly userId: string;
+  readonly sessionId: string;
+  /** Expiry of the Supabase session, epoch seconds. */
+  readonly exp: number;
+  /** API Gateway's `requestContext.identity.sourceIp`; never a client header. */
+  readonly sourceIp: string;
+}
+
+export interface ApiRequest<B> {
+  readonly body: B;
+  readonly caller: Caller;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly requestId: string;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body?: unknown;
+}
+
+type Event = APIGatewayProxyEvent;
+type Result = APIGatewayProxyResult;
+
+/** Case-insensitive single-valued headers; a header sent twice is reported as `duplicate`. */
+export function readHeaders(event: Pick<Event, 'headers' | 'multiValueHeaders'>): { headers: Record<string, string>; duplicate: Set<string> } {
+  const headers: Record<string, string> = {};
+  const duplicate = new Set<string>();
+  for (const [k, v] of Object.entries(event.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(event.multiValueHeaders ?? {})) {
+    if (Array.isArray(v) && v.length > 1) duplicate.add(k.toLowerCase());
+    if (Array.isArray(v) && v.length > 0 && headers[k.toLowerCase()] === undefined) headers[k.toLowerCase()] = v[v.length - 1]!;
+  }
+  return { headers, duplicate };
+}
+
+/** Exact allowlist: an origin is allowed only if it is, byte for byte, one of the configured ones. */
+export function isAllowedOrigin(origin: string | undefined, allowed: readonly string[]): origin is string {
+  return origin !== undefined && allowed.includes(origin);
+}
+
+/** Refuses a request whose `Origin` is not on the allowlist, before anything else runs (CSRF guard). */
+const originGuard = (allowed: readonly string[]): middy.MiddlewareObj<Event, Result> => ({
+  before: (request) => {
+    const { headers, duplicate } = readHeaders(request.event);
+    const origin = headers['origin'];
+    if (duplicate.has('origin') || (origin !== undefined && !isAllowedOrigin(origin, allowed))) {
+      throw new OriginNotAllowedError({ reason: 'origin_not_allowed' });
+    }
+  },
+});
+
+/** Security headers and `Vary: Origin` on every response, success or error. */
+const responseHeaders = (): middy.MiddlewareObj<Event, Result> => {
+  const apply = (request: middy.Request<Event, Result>) => {
+    if (!request.response) return;
+    const headers = { ...(request.response.headers ?? {}) } as Record<string, string | number | boolean>;
+    Object.assign(headers, SECURITY_HEADERS);
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'vary')) headers['Vary'] = 'Origin';
+    request.response = { ...request.response, headers };
+  };
+  return { after: apply, onError: apply };
+};
+
+/** Maps every error to the JSON contract: ApiError by its code, anything else to a logged, generic 500. */
+const errorMapper = (): middy.MiddlewareObj<Event, Result> => ({
+  onError: (request) => {
+    const err = request.error;
+    const route = `${request.event.httpMethod} ${request.event.resource ?? request.event.path}`;
+    const userId = request.event.requestContext?.authorizer?.['userId'] as string | undefined;
+    const sourceIp = request.event.requestContext?.identity?.sourceIp;
+    if (err instanceof ApiError) {
+      const level = err.status >= 500 ? 'error' : 'warn';
+      logger[level]('request refused', { route, status: err.status, code: err.code, reason: err.reason, userId, sourceIp, cause: describeCause(err.cause) });
+      request.response = {
+        statusCode: err.status,
+        headers: { 'Content-Type': 'application/json', ...(err.retryAfter ? { 'Retry-After': String(err.retryAfter) } : {}) },
+        body: errorBody(err.code, err.message),
+      };
+      return;
+    }
+    logger.error('unexpected failure', { route, userId, sourceIp, cause: describeCause(err) });
+    request.response = { statusCode: 500, headers: { 'Content-Type': 'application/json' }, body: errorBody('internal_error') };
+  },
+});
+
+/** Name and message of an error chain for the log; never request data or the error's own properties. */
+function describeCause(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const parts: string[] = [];
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 4; e = e.cause, i++) parts.push(`${e.name}: ${e.message}`);
+  return parts.join(' <- ');
+}
+
+function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.ZodType<B>, fieldHelp: Record<string, string>): B {
+  const raw = event.body ?? '';
+  const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  if (bytes.length > MAX_BODY_BYTES) throw new PayloadTooLargeError();
+  let value: unknown = {};
+  if (bytes.length > 0) {
+    const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new UnsupportedMediaTypeError();
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new InvalidRequestError({ reason: 'malformed_json', message: 'The body is not valid JSON.' });
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code === 'unrecognized_keys') {
+    throw new InvalidRequestError({ reason: 'unknown_field', message: `Unknown field "${String(issue.keys[0]).slice(0, 40)}".` });
+  }
+  const field = issue?.path[0];
+  const help = typeof field === 'string' ? fieldHelp[field] : undefined;
+  throw new InvalidRequestError({ reason: 'invalid_field', message: help ?? 'The body must be a JSON object with the documented fields.' });
+}
+
+function callerOf(event: Event, now: number): Caller {
+  const ctx = event.requestContext?.authorizer ?? {};
+  const userId = ctx['userId'];
+  const exp = Number(ctx['exp']);
+  // A cached Allow can outlive the session it was issued for: re-check expiry on every request.
+  if (typeof userId !== 'string' || !userId || !Number.isFinite(exp) || exp * 1000 <= now) {
+    throw new UnauthenticatedError({ reason: !userId ? 'no_authorizer_context' : 'session_expired' });
+  }
+  return { userId, sessionId: String(ctx['sessionId'] ?? ''), exp, sourceIp: event.requestContext.identity.sourceIp };
+}
+
+export interface HandlerOptions<B> {
+  readonly allowedOrigins: readonly string[];
+  readonly schema: z.ZodType<B>;
+  /** One human sentence per body field, used when that field is invalid. */
+  readonly fieldHelp?: Record<string, string>;
+  readonly now?: () => number;
+}
+
+/**
+ * Builds an API handler: middlewares first, the route's logic last. Preflight (`OPTIONS`) is answered
+ * here without touching the logic; the authorizer never sees it.
+ */
+export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B>) => Promise<ApiResponse>) {
+  const now = opts.now ?? Date.now;
+  return middy<Event, Result>()
+    .use(responseHeaders())
+    .use(originGuard(opts.allowedOrigins))
+    .use(
+      httpCors({
+        origins: [...opts.allowedOrigins],
+        methods: 'POST,OPTIONS',
+        headers: CORS_ALLOW_HEADERS.join(','),
+        exposeHeaders: CORS_EXPOSE_HEADERS.join(','),
+        maxAge: CORS_MAX_AGE_SECONDS,
+      }),
+    )
+    .use(errorMapper())
+    .handler(async (event: Event, context: Context): Promise<Result> => {
+      if (event.httpMethod === 'OPTIONS') return { statusCode: 204, headers: {}, body: '' };
+      const { headers } = readHeaders(event);
+      const caller = callerOf(event, now());
+      const body = parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
+      const res = await logic({ body, caller, headers, requestId: context.awsRequestId });
+      return res.body === undefined
+        ? { statusCode: res.status, headers: {}, body: '' }
+        : { statusCode: res.status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(res.body) };
+    });
+}

@@ -1,0 +1,61 @@
+import { open, seal } from '../shared/crypto';
+import { type Deps, seconds } from '../shared/deps';
+import { RateLimitedError } from '../shared/errors';
+import type { Caller } from '../shared/http';
+import { logger } from '../shared/logger';
+import { sessionItemKey } from '../shared/store';
+import { twilioIdentity } from '../shared/twilio';
+
+export interface TokenLimits {
+  /** Lifetime of a minted token (and so of the voice session), seconds; at most 24 h. */
+  readonly tokenTtlSeconds: number;
+  /** `/token` requests per source IP per minute. */
+  readonly ipTokenLimitPerMinute: number;
+  /** Tokens minted per user per day. */
+  readonly userTokenQuotaPerDay: number;
+}
+
+export interface SessionView {
+  readonly status: 'active';
+  readonly expiresAt: string;
+}
+
+/** A stored token this close to expiry is replaced rather than reused (300 s, or a quarter of the TTL). */
+export const renewBeforeSeconds = (ttl: number) => Math.min(300, Math.floor(ttl / 4));
+
+/**
+ * Opens (or reuses) the caller's voice session: mints a Twilio Voice Access Token, encrypts it and stores
+ * it with a TTL. The token itself never leaves the server; the caller learns only when the session ends.
+ */
+export async function openSession(deps: Deps, limits: TokenLimits, caller: Caller): Promise<{ session: SessionView; reused: boolean }> {
+  const now = seconds(deps.now());
+
+  // Per-IP limit first, on every request (reuse included): cheap rejection, and fail closed on error.
+  const ip = await deps.store.consume(`ip-token#${caller.sourceIp}`, limits.ipTokenLimitPerMinute, 60, now);
+  if (!ip.allowed) throw new RateLimitedError(ip.retryAfter, 'ip_limit');
+
+  const ttl = Math.min(limits.tokenTtlSeconds, 86_400);
+  const existing = await deps.store.getSession(caller.userId, now);
+  if (existing && existing.expiresAt - now > renewBeforeSeconds(ttl)) {
+    try {
+      open(await deps.keyring(), sessionItemKey(caller.userId), existing);
+      return { session: view(existing.expiresAt), reused: true };
+    } catch (err) {
+      if (!(err instanceof Error) || err.name !== 'DecryptionError') throw err;
+      // A session that no longer decrypts (tampered, or its key version retired) is replaced.
+      logger.warn('replacing a stored session that failed authentication', { userId: caller.userId });
+    }
+  }
+
+  const quota = await deps.store.consume(`user-token#${caller.userId}`, limits.userTokenQuotaPerDay, 86_400, now);
+  if (!quota.allowed) throw new RateLimitedError(quota.retryAfter, 'user_token_quota');
+
+  const [creds, keyring] = await Promise.all([deps.twilioCredentials(), deps.keyring()]);
+  const jwt = deps.twilio.mintAccessToken(creds, twilioIdentity(caller.userId), ttl);
+  const expiresAt = now + ttl;
+  const sealed = seal(keyring, sessionItemKey(caller.userId), jwt);
+  await deps.store.putSession({ userId: caller.userId, ...sealed, issuedAt: now, expiresAt });
+  return { session: view(expiresAt), reused: false };
+}
+
+const view = (expiresAt: number): SessionView => ({ status: 'active', expiresAt: new Date(expiresAt * 1000).toISOString() });

@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import { type Deps, requireSession, seconds } from '../shared/deps';
+import { DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError } from '../shared/errors';
+import type { Caller } from '../shared/http';
+import { logger, maskPhone } from '../shared/logger';
+import type { CallStatus } from '../shared/store';
+
+export interface VoiceLimits {
+  readonly userCallQuotaPerDay: number;
+  /** E.164 prefixes calls may go to (toll-fraud guard). */
+  readonly dialPrefixes: readonly string[];
+}
+
+/** How long a call record is kept for ownership checks (and hangup), seconds. */
+export const CALL_RECORD_TTL_SECONDS = 24 * 3600;
+/** A claimed idempotency key not completed within this time (a crashed request) may be claimed again. */
+export const IDEMPOTENCY_PENDING_SECONDS = 60;
+/** A completed idempotency key returns the same call for this long. */
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,128}$/;
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+export interface CallView {
+  readonly sid: string;
+  readonly status: CallStatus;
+}
+
+/**
+ * Places a call for the caller through Twilio's REST API, records that the caller owns it, and honours
+ * `Idempotency-Key` so that a retried request returns the same call instead of dialling twice.
+ */
+export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller, to: string, idempotencyKey: string | undefined): Promise<{ call: CallView; replayed: boolean }> {
+  const now = seconds(deps.now());
+  await requireSession(deps, await deps.store.getSession(caller.userId, now));
+
+  if (!limits.dialPrefixes.some((p) => to.startsWith(p))) throw new DestinationNotAllowedError({ reason: 'prefix_not_allowed' });
+
+  let keyHash: string | undefined;
+  if (idempotencyKey !== undefined) {
+    if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new InvalidRequestError({ reason: 'bad_idempotency_key', message: 'Idempotency-Key must be 8 to 128 letters, digits, "-" or "_".' });
+    }
+    keyHash = sha256(idempotencyKey);
+    const claim = await deps.store.claimIdempotencyKey(caller.userId, keyHash, sha256(to), now, IDEMPOTENCY_PENDING_SECONDS);
+    if (claim.state === 'done') return { call: { sid: claim.callSid, status: 'queued' }, replayed: true };
+    if (claim.state === 'pending') throw new RateLimitedError(1, 'idempotency_in_progress');
+    if (claim.state === 'mismatch') {
+      throw new InvalidRequestError({ reason: 'idempotency_mismatch', message: 'This Idempotency-Key was already used for a different request.' });
+    }
+  }
+  const release = async () => {
+    if (keyHash) await deps.store.releaseIdempotencyKey(caller.userId, keyHash).catch((err: unknown) => logger.error('could not release idempotency key', { userId: caller.userId, cause: String(err) }));
+  };
+
+  try {
+    const quota = await deps.store.consume(`user-call#${caller.userId}`, limits.userCallQuotaPerDay, 86_400, now);
+    if (!quota.allowed) throw new RateLimitedError(quota.retryAfter, 'user_call_quota');
+
+    const creds = await deps.twilioCredentials();
+    const call = await deps.twilio.createCall(creds, to);
+    try {
+      await deps.store.putCall({ userId: caller.userId, callSid: call.sid, status: call.status, to: maskPhone(to), createdAt: now, expiresAt: now + CALL_RECORD_TTL_SECONDS });
+    } catch (err) {
+      // The call exists at Twilio but nobody could hang it up through us: end it rather than leave it dangling.
+      logger.error('call placed but not recorded; ending it', { userId: caller.userId, callSid: call.sid });
+      await deps.twilio.endCall(creds, call.sid).catch((e: unknown) => logger.error('could not end unrecorded call', { callSid: call.sid, cause: String(e) }));
+      throw err instanceof UnavailableError ? err : new UnavailableError({ reason: 'call_record_failed', cause: err });
+    }
+    if (keyHash) {
+      await deps.store.completeIdempotencyKey(caller.userId, keyHash, call.sid, now + IDEMPOTENCY_TTL_SECONDS).catch((err: unknown) =>
+        logger.error('could not complete idempotency key', { userId: caller.userId, callSid: call.sid, cause: String(err) }),
+      );
+    }
+    return { call: { sid: call.sid, status: call.status }, replayed: false };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}

@@ -1,0 +1,236 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent, Context } from 'aws-lambda';
+import { GATEWAY_RESPONSES, type GatewayResponseType, gatewayResponseHeaders, gatewayResponseTemplate } from '../lib/gateway-responses';
+import { type FunctionName, RESOURCE_PATHS, findRoute } from '../lib/routes';
+import { readBody } from './http-util';
+
+/**
+ * The local stand-in for API Gateway's REST API: the same route table as the stack, the same REQUEST
+ * authorizer contract (identity source `Authorization`, result cache keyed by it, Allow/Deny policies),
+ * the same gateway response definitions, Lambda proxy events, and JSON access log lines. The socket's
+ * remote address stands for `requestContext.identity.sourceIp`.
+ *
+ * Not emulated: stage throttling and the usage plan (API Gateway features with no application logic),
+ * and request-model validation (the handlers enforce the same rules themselves).
+ */
+
+type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+type AuthorizerHandler = (event: APIGatewayRequestAuthorizerEvent, context: Context) => Promise<APIGatewayAuthorizerResult>;
+
+export interface GatewayOptions {
+  readonly functions: Readonly<Record<FunctionName, ProxyHandler>>;
+  readonly authorizer: AuthorizerHandler;
+  /** Authorizer result cache TTL, seconds (0 disables). */
+  readonly authorizerCacheTtlSeconds: number;
+  readonly stage: string;
+  /** Extra GET routes served as-is (the issuer's JWKS). */
+  readonly staticRoutes: Readonly<Record<string, () => { contentType: string; body: string }>>;
+  /** Writes one access log line (JSON). */
+  readonly accessLog: (line: string) => void;
+}
+
+/** API Gateway's payload limit for REST APIs is 10 MB; locally 1 MB is plenty and bounds memory. */
+const MAX_PAYLOAD_BYTES = 1024 * 1024;
+const API_ID = 'local';
+const ACCOUNT = '000000000000';
+
+function lambdaContext(name: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: name,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${name}`,
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/** IAM-style wildcard match of an execute-api ARN. */
+function arnMatches(pattern: string, arn: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(arn);
+}
+
+function policyAllows(result: APIGatewayAuthorizerResult, methodArn: string): boolean {
+  let allowed = false;
+  for (const st of result.policyDocument?.Statement ?? []) {
+    const s = st as { Effect: string; Resource?: string | string[] };
+    const resources = Array.isArray(s.Resource) ? s.Resource : [s.Resource ?? ''];
+    if (!resources.some((r) => arnMatches(r, methodArn))) continue;
+    if (s.Effect === 'Deny') return false; // an explicit Deny always wins
+    if (s.Effect === 'Allow') allowed = true;
+  }
+  return allowed;
+}
+
+export function createGateway(o: GatewayOptions): Server {
+  const cache = new Map<string, { result: APIGatewayAuthorizerResult; until: number }>();
+
+  return createServer((req, res) => {
+    void handle(req, res).catch(() => {
+      if (!res.headersSent) send(res, 'DEFAULT_5XX', 500, {});
+    });
+  });
+
+  function send(res: ServerResponse, type: GatewayResponseType, fallbackStatus: number, authorizerContext: Record<string, unknown>): number {
+    const def = GATEWAY_RESPONSES.find((d) => d.type === type) ?? GATEWAY_RESPONSES.find((d) => d.type === (fallbackStatus >= 500 ? 'DEFAULT_5XX' : 'DEFAULT_4XX'))!;
+    const status = Number(def.statusCode ?? fallbackStatus);
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    for (const [name, expr] of Object.entries(gatewayResponseHeaders(def))) {
+      const value = resolveMapping(expr, authorizerContext);
+      if (value) headers[name] = value; // an empty mapped value sends no header
+    }
+    res.writeHead(status, headers);
+    res.end(gatewayResponseTemplate(def));
+    return status;
+  }
+
+  /** Interprets API Gateway's header mapping expressions: `'static'` or `context.authorizer.<key>`. */
+  function resolveMapping(expr: string, authorizerContext: Record<string, unknown>): string {
+    if (expr.startsWith("'") && expr.endsWith("'")) return expr.slice(1, -1);
+    const m = /^context\.authorizer\.(\w+)$/.exec(expr);
+    if (m) return String(authorizerContext[m[1]!] ?? '');
+    throw new Error(`unsupported mapping expression ${expr}`);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const requestId = randomUUID();
+    const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', 'http://local');
+    const path = url.pathname;
+    let principalId = '';
+    const log = (status: number, extra: Record<string, unknown> = {}) =>
+      o.accessLog(
+        JSON.stringify({
+          requestId,
+          ip: sourceIp,
+          requestTime: new Date(started).toISOString(),
+          httpMethod: method,
+          resourcePath: path,
+          status,
+          principalId,
+          latencyMs: Date.now() - started,
+          ...extra,
+        }),
+      );
+
+    const staticRoute = method === 'GET' ? o.staticRoutes[path] : undefined;
+    if (staticRoute) {
+      const { contentType, body } = staticRoute();
+      res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'max-age=600' });
+      res.end(body);
+      return log(200);
+    }
+
+    const body = await readBody(req, MAX_PAYLOAD_BYTES);
+    if (body === undefined) return log(send(res, 'REQUEST_TOO_LARGE', 413, {}));
+
+    const route = findRoute(method, path);
+    const preflightFn = method === 'OPTIONS' && RESOURCE_PATHS.includes(path) ? findRouteForPath(path) : undefined;
+    if (!route && !preflightFn) return log(send(res, 'MISSING_AUTHENTICATION_TOKEN', 403, {}));
+
+    const headers: Record<string, string> = {};
+    const multiValueHeaders: Record<string, string[]> = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!;
+      const value = req.rawHeaders[i + 1]!;
+      headers[name] = value;
+      (multiValueHeaders[name] ??= []).push(value);
+    }
+    const query = Object.fromEntries(url.searchParams);
+    const methodArn = `arn:aws:execute-api:us-east-1:${ACCOUNT}:${API_ID}/${o.stage}/${method}${path}`;
+
+    let authorizerContext: Record<string, unknown> = {};
+    if (route?.authorized) {
+      const identity = Object.entries(headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+      // Like API Gateway: a missing identity source is refused before the authorizer runs.
+      if (!identity) return log(send(res, 'UNAUTHORIZED', 401, {}));
+      const key = createHash('sha256').update(identity).digest('hex');
+      let result = cache.get(key);
+      if (!result || result.until <= Date.now()) {
+        const event = {
+          type: 'REQUEST',
+          methodArn,
+          resource: path,
+          path,
+          httpMethod: method,
+          headers,
+          multiValueHeaders,
+          queryStringParameters: query,
+          multiValueQueryStringParameters: {},
+          pathParameters: {},
+          stageVariables: {},
+          requestContext: requestContext(requestId, method, path, sourceIp, {}),
+        } as unknown as APIGatewayRequestAuthorizerEvent;
+        try {
+          result = { result: await o.authorizer(event, lambdaContext('authorizer', 5000)), until: Date.now() + o.authorizerCacheTtlSeconds * 1000 };
+        } catch {
+          return log(send(res, 'AUTHORIZER_FAILURE', 500, {}), { authorizerError: true });
+        }
+        if (o.authorizerCacheTtlSeconds > 0) cache.set(key, result);
+      }
+      authorizerContext = { ...(result.result.context ?? {}), principalId: result.result.principalId };
+      principalId = String(result.result.principalId ?? '');
+      if (!policyAllows(result.result, methodArn)) return log(send(res, 'ACCESS_DENIED', 403, authorizerContext));
+    }
+
+    const fn = route?.fn ?? preflightFn!;
+    const event: APIGatewayProxyEvent = {
+      resource: path,
+      path,
+      httpMethod: method,
+      headers,
+      multiValueHeaders,
+      queryStringParameters: Object.keys(query).length ? query : null,
+      multiValueQueryStringParameters: null,
+      pathParameters: null,
+      stageVariables: null,
+      body: body.length ? body.toString('utf8') : null,
+      isBase64Encoded: false,
+      requestContext: requestContext(requestId, method, path, sourceIp, authorizerContext),
+    };
+    let result: APIGatewayProxyResult;
+    try {
+      result = await o.functions[fn](event, lambdaContext(fn, 10_000));
+    } catch {
+      return log(send(res, 'INTEGRATION_FAILURE', 502, authorizerContext), { integrationError: true });
+    }
+    if (!result || typeof result.statusCode !== 'number') return log(send(res, 'INTEGRATION_FAILURE', 502, authorizerContext), { integrationError: true });
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(result.headers ?? {})) out[k] = String(v);
+    res.writeHead(result.statusCode, out);
+    res.end(result.body ?? '');
+    return log(result.statusCode);
+  }
+
+  function requestContext(requestId: string, method: string, path: string, sourceIp: string, authorizer: Record<string, unknown>) {
+    return {
+      accountId: ACCOUNT,
+      apiId: API_ID,
+      authorizer,
+      httpMethod: method,
+      identity: { sourceIp, userAgent: null } as unknown as APIGatewayProxyEvent['requestContext']['identity'],
+      path: `/${o.stage}${path}`,
+      protocol: 'HTTP/1.1',
+      requestId,
+      requestTimeEpoch: Date.now(),
+      resourceId: 'local',
+      resourcePath: path,
+      stage: o.stage,
+    } as APIGatewayProxyEvent['requestContext'];
+  }
+}
+
+function findRouteForPath(path: string): FunctionName | undefined {
+  return ['POST', 'DELETE'].map((m) => findRoute(m, path)).find(Boolean)?.fn;
+}

@@ -1,0 +1,179 @@
+/**
+ * The whole API on this machine, on embedded parts. The same handlers and authorizer as the
+ * stack run behind a local gateway on 127.0.0.1:${PORT:-3000}, with dynalite as DynamoDB, a Secrets
+ * Manager stand-in serving secrets generated into `.local/`, the local Supabase-style issuer (JWKS on the
+ * same port) and a Twilio stand-in (or real Twilio when TWILIO_* credentials are set).
+ */
+import { CreateTableCommand, DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import type { Server } from 'node:http';
+import dynalite from 'dynalite';
+import { ENV } from '../lambdas/shared/config';
+import { createGateway } from './gateway';
+import { close, listen } from './http-util';
+import { loadLocalSecrets } from './keys';
+import { secretsManagerStandIn } from './secrets-manager';
+import { type TwilioStandIn, twilioStandIn } from './twilio-standin';
+
+export interface LocalOptions {
+  /** Gateway port; 0 picks a free one. Default: $PORT or 3000. */
+  readonly port?: number;
+  /** Extra environment for the functions (limits, origins…), applied before they load. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalApi {
+  readonly url: string;
+  readonly port: number;
+  readonly issuer: string;
+  /** Undefined when real Twilio is configured. */
+  readonly twilio: TwilioStandIn | undefined;
+  stop(): Promise<void>;
+}
+
+const TABLE = 'voice-token-local';
+
+async function createTable(endpoint: string): Promise<void> {
+  const db = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  await db.send(
+    new CreateTableCommand({
+      TableName: TABLE,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    }),
+  );
+  await db.send(new UpdateTimeToLiveCommand({ TableName: TABLE, TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } })).catch(() => undefined);
+  db.destroy();
+}
+
+export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const secrets = await loadLocalSecrets();
+  const servers: Server[] = [];
+
+  // Embedded DynamoDB, in memory.
+  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  servers.push(dynamo);
+  const dynamoEndpoint = `http://127.0.0.1:${await listen(dynamo, 0)}`;
+  await createTable(dynamoEndpoint);
+
+  // Twilio: real when credentials are configured, else the loopback stand-in.
+  const real = process.env['TWILIO_ACCOUNT_SID'] && process.env['TWILIO_API_KEY_SID'] && process.env['TWILIO_API_KEY_SECRET'];
+  const twilioSecret = real
+    ? {
+        accountSid: process.env['TWILIO_ACCOUNT_SID']!,
+        apiKeySid: process.env['TWILIO_API_KEY_SID']!,
+        apiKeySecret: process.env['TWILIO_API_KEY_SECRET']!,
+        ...(process.env['TWILIO_TWIML_APP_SID'] ? { twimlAppSid: process.env['TWILIO_TWIML_APP_SID'] } : {}),
+        ...(process.env['TWILIO_VOICE_URL'] ? { voiceUrl: process.env['TWILIO_VOICE_URL'] } : {}),
+        callerId: process.env['TWILIO_CALLER_ID'] ?? '',
+      }
+    : secrets.twilio;
+  let twilio: TwilioStandIn | undefined;
+  let twilioBase = '';
+  if (!real) {
+    twilio = twilioStandIn(secrets.twilio as { accountSid: string; apiKeySid: string; apiKeySecret: string });
+    servers.push(twilio.server);
+    twilioBase = `http://127.0.0.1:${await listen(twilio.server, 0)}`;
+  }
+
+  // Secrets Manager stand-in, holding the generated local secrets.
+  const sm = secretsManagerStandIn(
+    new Map([
+      ['local/twilio', JSON.stringify(twilioSecret)],
+      ['local/encryption-keys', JSON.stringify(secrets.encryptionKeys)],
+      ['local/usage-key', secrets.usageKey],
+    ]),
+  );
+  servers.push(sm);
+  const smEndpoint = `http://127.0.0.1:${await listen(sm, 0)}`;
+
+  const port = options.port ?? Number(process.env['PORT'] ?? 3000);
+  // The gateway must know its port before the functions load (the issuer URL is part of their config).
+  const gatewayPlaceholder = createGateway({
+    functions: {} as never,
+    authorizer: (() => undefined) as never,
+    authorizerCacheTtlSeconds: 0,
+    stage: 'local',
+    staticRoutes: {},
+    accessLog: () => undefined,
+  });
+  const actualPort = await listen(gatewayPlaceholder, port);
+  await close(gatewayPlaceholder);
+  const url = `http://127.0.0.1:${actualPort}`;
+
+  const env: Record<string, string> = {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: smEndpoint,
+    [ENV.TABLE_NAME]: TABLE,
+    [ENV.TWILIO_SECRET_ID]: 'local/twilio',
+    [ENV.ENCRYPTION_KEYS_SECRET_ID]: 'local/encryption-keys',
+    [ENV.USAGE_KEY_SECRET_ID]: 'local/usage-key',
+    [ENV.SUPABASE_URL]: url,
+    [ENV.ALLOWED_ORIGINS]: process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173',
+    [ENV.DIAL_PREFIXES]: process.env['DIAL_PREFIXES'] ?? '+1,+44',
+    POWERTOOLS_SERVICE_NAME: 'voice-token-local',
+    ...(twilioBase ? { [ENV.TWILIO_API_BASE_URL]: twilioBase } : {}),
+    ...(options.env ?? {}),
+  };
+  Object.assign(process.env, env);
+
+  // Loaded only now, so their module-scope config reads the environment above: exactly as on Lambda.
+  const [authorizer, token, voice, hangup] = await Promise.all([
+    import('../lambdas/authorizer/handler'),
+    import('../lambdas/token/handler'),
+    import('../lambdas/voice/handler'),
+    import('../lambdas/hangup/handler'),
+  ]);
+  const jwks = JSON.stringify({ keys: [secrets.issuer.publicJwk] });
+  const gateway = createGateway({
+    functions: { token: token.handler, voice: voice.handler, hangup: hangup.handler },
+    authorizer: authorizer.handler,
+    authorizerCacheTtlSeconds: Number(process.env['AUTHORIZER_CACHE_TTL_SECONDS'] ?? 60),
+    stage: 'local',
+    staticRoutes: { '/auth/v1/.well-known/jwks.json': () => ({ contentType: 'application/json', body: jwks }) },
+    accessLog: (line) => log(line),
+  });
+  servers.push(gateway);
+  await listen(gateway, actualPort);
+
+  return {
+    url,
+    port: actualPort,
+    issuer: `${url}/auth/v1`,
+    twilio,
+    stop: async () => {
+      await Promise.all(servers.map(close));
+    },
+  };
+}
+
+export function banner(api: LocalApi): string {
+  const origin = (process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173').split(',')[0];
+  const port = api.port === 3000 ? '' : `PORT=${api.port} `;
+  return `
+Voice token API (local) listening on ${api.url}
+  issuer JWKS: ${api.url}/auth/v1/.well-known/jwks.json
+  Twilio:      ${api.twilio ? 'local stand-in (no real calls)' : 'REAL Twilio (TWILIO_* credentials set)'}
+  origins:     ${process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173'}
+
+Try it (in another terminal):
+  TOKEN=$(${port}npm run -s dev:token -- --sub 3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f)
+  curl -s -X POST ${api.url}/api/twilio/token -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Origin: ${origin}' -d '{}'
+  curl -s -X POST ${api.url}/api/twilio/voice -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"to":"+14155550123"}'
+  curl -s -X POST ${api.url}/api/twilio/hangup -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"callSid":"<sid from the call above>"}'
+
+Ctrl-C stops it.
+`;
+}
+
