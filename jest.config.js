@@ -1,10 +1,10 @@
 // Three projects: fast unit tests, CDK template tests, and end-to-end tests over real HTTP.
-// middy is ESM-only, so @swc/jest compiles both our TypeScript and the @middy packages to CommonJS.
+// middy and jose are ESM-only, so @swc/jest compiles our TypeScript and those packages to CommonJS.
 const transform = { '^.+\\.(t|j|mj)s$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }] };
 const common = {
   testEnvironment: 'node',
   transform,
-  transformIgnorePatterns: ['/node_modules/(?!(@middy)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@middy|jose)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
 };
 module.exports = {
