@@ -6,6 +6,7 @@ const common = {
   transform,
   transformIgnorePatterns: ['/node_modules/(?!(@middy|jose)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+  setupFiles: ['<rootDir>/test/support/env.ts'],
 };
 module.exports = {
   projects: [

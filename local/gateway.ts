@@ -53,10 +53,20 @@ function lambdaContext(name: string, timeoutMs: number): Context {
   };
 }
 
-/** IAM-style wildcard match of an execute-api ARN. */
-function arnMatches(pattern: string, arn: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(arn);
+/** IAM-style wildcard match of an execute-api ARN (`*` matches any run of characters, `/` included). */
+export function arnMatches(pattern: string, arn: string): boolean {
+  const parts = pattern.split('*');
+  if (parts.length === 1) return pattern === arn;
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  if (!arn.startsWith(first) || !arn.endsWith(last) || arn.length < first.length + last.length) return false;
+  let at = first.length;
+  for (const middle of parts.slice(1, -1)) {
+    const found = arn.indexOf(middle, at);
+    if (found < 0 || found + middle.length > arn.length - last.length) return false;
+    at = found + middle.length;
+  }
+  return true;
 }
 
 function policyAllows(result: APIGatewayAuthorizerResult, methodArn: string): boolean {

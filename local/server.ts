@@ -110,6 +110,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   const url = `http://127.0.0.1:${actualPort}`;
 
   const env: Record<string, string> = {
+    // The SDK's "Node 22 needed from 2027" notice concerns this machine's Node, not the Lambda runtime (nodejs24.x).
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',

@@ -1,6 +1,8 @@
 /** `npm start`: runs the local API until Ctrl-C (see local/server.ts). */
 import { banner, startLocal } from './server';
 
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 async function main(): Promise<void> {
   const api = await startLocal();
   process.stdout.write(banner(api));

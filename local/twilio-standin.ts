@@ -106,7 +106,7 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
         calls.set(call.sid, call);
         return reply(201, resource(call));
       }
-      const m = new RegExp(`^${base}/(CA[0-9a-f]{32})\\.json$`).exec(path);
+      const m = path.startsWith(`${base}/`) ? /^(CA[0-9a-f]{32})\.json$/.exec(path.slice(base.length + 1)) : null;
       const call = m ? calls.get(m[1]!) : undefined;
       if (m && !call) return error(404, 20404, `The requested resource ${path} was not found`);
       if (call && req.method === 'GET') return reply(200, resource(call));

@@ -20,6 +20,10 @@ export interface Deps {
 
 /** Builds the production adapters once per cold start (module scope in each handler). */
 export function productionDeps(config: LambdaConfig): Deps {
+  // Fail fast at cold start on a wiring mistake, rather than on the first request.
+  for (const [name, value] of Object.entries({ TABLE_NAME: config.tableName, TWILIO_SECRET_ID: config.twilioSecretId, ENCRYPTION_KEYS_SECRET_ID: config.encryptionKeysSecretId })) {
+    if (!value) throw new Error(`Environment variable ${name} is required`);
+  }
   const secrets = new CachedSecrets(new SecretsManagerClient({}), config.secretCacheTtlSeconds * 1000);
   return {
     store: new DynamoStore(new DynamoDBClient({}), config.tableName),

@@ -71,6 +71,10 @@ const responseHeaders = (): middy.MiddlewareObj<Event, Result> => {
   const apply = (request: middy.Request<Event, Result>) => {
     if (!request.response) return;
     const headers = { ...(request.response.headers ?? {}) } as Record<string, string | number | boolean>;
+    // A response no origin may read carries no CORS headers at all (foreign origins, or no Origin).
+    if (headers['Access-Control-Allow-Origin'] === undefined) {
+      for (const k of Object.keys(headers)) if (k.toLowerCase().startsWith('access-control-')) delete headers[k];
+    }
     Object.assign(headers, SECURITY_HEADERS);
     if (!Object.keys(headers).some((k) => k.toLowerCase() === 'vary')) headers['Vary'] = 'Origin';
     request.response = { ...request.response, headers };
@@ -164,6 +168,9 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
     .use(
       httpCors({
         origins: [...opts.allowedOrigins],
+        // Our exact match, not http-cors's object lookup (which would match names like `constructor`).
+        // Its typing says string; an empty one sets no header.
+        getOrigin: (incoming: string) => (isAllowedOrigin(incoming, opts.allowedOrigins) ? incoming : ''),
         methods: 'POST,OPTIONS',
         headers: CORS_ALLOW_HEADERS.join(','),
         exposeHeaders: CORS_EXPOSE_HEADERS.join(','),

@@ -38,7 +38,7 @@ const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomB
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 5, userTokenQuotaPerDay: 3, userCallQuotaPerDay: 3, dialPrefixes: ['+1', '+44'] };
 
 let t: TestTable;
-let clock = 1_800_000_000_000;
+const clock = 1_800_000_000_000;
 beforeAll(async () => {
   t = await startTable();
 });
