@@ -89,7 +89,7 @@ describe('rejects requests without a valid session with 401', () => {
   test.each([
     ['no Authorization header', async () => undefined],
     ['an expired token', async () => token({}, -120)],
-    ['a tampered token', async () => (await token()).replace(/\.([A-Za-z0-9_-])/, (m, c: string) => `.${c === 'A' ? 'B' : 'A'}`)],
+    ['a tampered token', async () => (await token()).replace(/\.([A-Za-z0-9_-])/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`)],
     ['an anonymous sign-in', async () => token({ is_anonymous: true })],
     ['the anon role', async () => token({ role: 'anon' })],
     ['the service_role role', async () => token({ role: 'service_role' })],
