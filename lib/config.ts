@@ -87,6 +87,15 @@ export function checkOrigin(origin: string, key = 'allowedOrigins'): void {
   }
 }
 
+function isBareHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 /** Validates raw context and fills in defaults. Throws ConfigError naming the key on any problem. */
 export function parseConfig(raw: unknown): ServiceConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -101,7 +110,7 @@ export function parseConfig(raw: unknown): ServiceConfig {
   allowedOrigins.forEach((o) => checkOrigin(o));
 
   const supabaseUrl = r['supabaseUrl'];
-  if (typeof supabaseUrl !== 'string' || !/^https:\/\/[a-z0-9.-]+(:\d+)?$/i.test(supabaseUrl)) {
+  if (typeof supabaseUrl !== 'string' || !isBareHttpsUrl(supabaseUrl)) {
     throw new ConfigError('supabaseUrl', `expected an https URL without path, got ${JSON.stringify(supabaseUrl)}`, 'set it to your project URL, e.g. "https://abcdefghijklmnop.supabase.co"');
   }
 
