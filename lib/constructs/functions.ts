@@ -1,0 +1,104 @@
+import { Duration } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { ENV } from '../../lambdas/shared/config';
+import type { ServiceConfig } from '../config';
+import type { FunctionName } from '../routes';
+import { BaseFunction } from './base-function';
+import type { Secrets } from './secrets';
+import type { TokenTable } from './token-table';
+
+/** How long the Lambdas cache a secret value before reading it again, seconds. */
+export const SECRET_CACHE_TTL_SECONDS = 300;
+/** Powertools service name and metrics namespace shared by all functions (logs and metrics group by it). */
+export const SERVICE_NAME = 'twilio-voice-token';
+export const METRICS_NAMESPACE = 'TwilioVoiceToken';
+
+export interface ServiceFunctionsProps {
+  readonly config: ServiceConfig;
+  readonly table: TokenTable;
+  readonly secrets: Secrets;
+}
+
+/**
+ * The authorizer and the three route handlers, each with its environment (names, ARNs and limits,
+ * never secret values) and least-privilege grants:
+ * - authorizer: read the usage-key secret and, if configured, the legacy JWT secret; no table access;
+ * - token, voice, hangup: single-item reads and writes on the table, read the Twilio and
+ *   encryption-key secrets.
+ */
+export class ServiceFunctions extends Construct {
+  public readonly authorizer: BaseFunction;
+  /** Route handlers by name, as `lib/routes.ts` refers to them. */
+  public readonly handlers: Readonly<Record<FunctionName, BaseFunction>>;
+
+  constructor(scope: Construct, id: string, props: ServiceFunctionsProps) {
+    super(scope, id);
+    const { config, table, secrets } = props;
+
+    const common: Record<string, string> = {
+      [ENV.SUPABASE_URL]: config.supabaseUrl,
+      [ENV.ALLOWED_ORIGINS]: config.allowedOrigins.join(','),
+      [ENV.SECRET_CACHE_TTL_SECONDS]: String(SECRET_CACHE_TTL_SECONDS),
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+    };
+
+    this.authorizer = new BaseFunction(this, 'Authorizer', {
+      handlerDir: 'authorizer',
+      description: 'Verifies the Supabase session and returns the usage-plan key for API Gateway',
+      // Verifying one JWT with a cached JWKS is light work; 256 MB still gives enough CPU for ES256/RS256.
+      memorySize: 256,
+      // API Gateway waits for the authorizer on every uncached request; a slow JWKS fetch must fail fast.
+      timeout: Duration.seconds(5),
+      logRetentionDays: config.logRetentionDays,
+      environment: {
+        ...common,
+        [ENV.USAGE_KEY_SECRET_ID]: secrets.usageKey.secretArn,
+        ...(secrets.legacyJwt ? { [ENV.SUPABASE_JWT_SECRET_ID]: secrets.legacyJwt.secretArn } : {}),
+      },
+    });
+    secrets.usageKey.grantRead(this.authorizer);
+    secrets.legacyJwt?.grantRead(this.authorizer);
+
+    const handlerEnv: Record<string, string> = {
+      ...common,
+      [ENV.TABLE_NAME]: table.table.tableName,
+      [ENV.TWILIO_SECRET_ID]: secrets.twilio.secretArn,
+      [ENV.ENCRYPTION_KEYS_SECRET_ID]: secrets.encryptionKeys.secretArn,
+      [ENV.TOKEN_TTL_SECONDS]: String(config.tokenTtlSeconds),
+      [ENV.IP_TOKEN_LIMIT_PER_MINUTE]: String(config.ipTokenLimitPerMinute),
+      [ENV.USER_TOKEN_QUOTA_PER_DAY]: String(config.userTokenQuotaPerDay),
+      [ENV.USER_CALL_QUOTA_PER_DAY]: String(config.userCallQuotaPerDay),
+      [ENV.DIAL_PREFIXES]: config.dialPrefixes.join(','),
+    };
+    const handler = (id: string, handlerDir: FunctionName, description: string): BaseFunction => {
+      const fn = new BaseFunction(this, id, {
+        handlerDir,
+        description,
+        // The Twilio SDK is the largest dependency; more memory means more CPU for its cold start and TLS.
+        memorySize: 512,
+        // Twilio calls usually take well under a second; 10 s leaves room for one retry and stays below
+        // API Gateway's 29 s integration timeout, so the client gets our error rather than a gateway 504.
+        timeout: Duration.seconds(10),
+        logRetentionDays: config.logRetentionDays,
+        environment: handlerEnv,
+      });
+      table.grantItemReadWrite(fn);
+      secrets.twilio.grantRead(fn);
+      secrets.encryptionKeys.grantRead(fn);
+      return fn;
+    };
+
+    this.handlers = {
+      token: handler('Token', 'token', 'Opens a voice session: mints, encrypts and stores the Twilio Access Token'),
+      voice: handler('Voice', 'voice', 'Places a call through the Twilio REST API for the caller'),
+      hangup: handler('Hangup', 'hangup', "Ends one of the caller's own calls"),
+    };
+  }
+
+  /** All four functions, for outputs and monitoring. */
+  public get all(): readonly BaseFunction[] {
+    return [this.authorizer, ...Object.values(this.handlers)];
+  }
+}

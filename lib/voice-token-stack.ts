@@ -1,0 +1,69 @@
+import { CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import type { ServiceConfig } from './config';
+import { Api } from './constructs/api';
+import { ServiceFunctions } from './constructs/functions';
+import { Secrets, type TWILIO_SECRET_FIELDS } from './constructs/secrets';
+import { TokenTable } from './constructs/token-table';
+
+export interface VoiceTokenStackProps extends StackProps {
+  /** Validated configuration (see `parseConfig`). */
+  readonly config: ServiceConfig;
+}
+
+/** Placeholder values for the NextStep command: shapes only, never real credentials. */
+const TWILIO_PLACEHOLDERS: Readonly<Record<(typeof TWILIO_SECRET_FIELDS)[number], string>> = {
+  accountSid: 'AC...',
+  apiKeySid: 'SK...',
+  apiKeySecret: '<api key secret>',
+  twimlAppSid: 'AP...',
+  callerId: '+1...',
+};
+
+/** The server-side Twilio Voice token service. Wiring only: each concern lives in `lib/constructs/`. */
+export class VoiceTokenStack extends Stack {
+  public readonly table: TokenTable;
+  public readonly secrets: Secrets;
+  public readonly functions: ServiceFunctions;
+  public readonly api: Api;
+
+  constructor(scope: Construct, id: string, props: VoiceTokenStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    this.table = new TokenTable(this, 'TokenTable');
+    this.secrets = new Secrets(this, 'Secrets', { legacyJwtSecret: config.legacyJwtSecret });
+    this.functions = new ServiceFunctions(this, 'Functions', { config, table: this.table, secrets: this.secrets });
+    this.api = new Api(this, 'Api', {
+      config,
+      authorizer: this.functions.authorizer,
+      handlers: this.functions.handlers,
+      usageKeySecret: this.secrets.usageKey,
+    });
+
+    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('ApiUrl', this.api.url, 'Stage URL; append a route path, e.g. /api/twilio/token');
+    output('TokenTableName', this.table.table.tableName, 'DynamoDB table of sessions, call records and counters');
+    output('TwilioSecretName', this.secrets.twilio.secretName, 'Secret to fill with the Twilio credentials (see NextStep)');
+    output('TwilioSecretArn', this.secrets.twilio.secretArn, 'ARN of the Twilio credentials secret');
+    output('EncryptionKeysSecretName', this.secrets.encryptionKeys.secretName, 'Versioned token-encryption keys');
+    output('UsageKeySecretName', this.secrets.usageKey.secretName, 'Value of the usage-plan API key (read by the authorizer)');
+    if (this.secrets.legacyJwt) {
+      output('LegacyJwtSecretName', this.secrets.legacyJwt.secretName, 'Put the legacy Supabase JWT secret here after deploy');
+    }
+    output('AuthorizerFunctionName', this.functions.authorizer.functionName, 'Lambda authorizer');
+    output('TokenFunctionName', this.functions.handlers.token.functionName, 'POST /api/twilio/token');
+    output('VoiceFunctionName', this.functions.handlers.voice.functionName, 'POST /api/twilio/voice');
+    output('HangupFunctionName', this.functions.handlers.hangup.functionName, 'POST /api/twilio/hangup');
+    output('AccessLogGroupName', this.api.accessLogs.logGroupName, 'API Gateway access logs (JSON)');
+    output(
+      'NextStep',
+      Fn.join('', [
+        'aws secretsmanager put-secret-value --secret-id ',
+        this.secrets.twilio.secretArn,
+        ` --secret-string '${JSON.stringify(TWILIO_PLACEHOLDERS)}'`,
+      ]),
+      'Run once after the first deploy with your Twilio values; until then the API answers 503',
+    );
+  }
+}

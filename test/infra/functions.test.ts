@@ -1,0 +1,213 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { ENV } from '../../lambdas/shared/config';
+import { TABLE_ITEM_ACTIONS } from '../../lib/constructs/token-table';
+import { actionsOf, logicalId, statementsOfRole, synthesize } from './support';
+
+const { stack, template } = synthesize();
+const { authorizer, handlers } = stack.functions;
+const handlerList = [
+  ['token', handlers.token],
+  ['voice', handlers.voice],
+  ['hangup', handlers.hangup],
+] as const;
+const everyFunction = [['authorizer', authorizer] as const, ...handlerList];
+
+type Props = Record<string, unknown>;
+const functionProps = (fn: typeof authorizer): Props =>
+  (template.toJSON()['Resources'][logicalId(stack, fn)] as { Properties: Props }).Properties;
+const envOf = (fn: typeof authorizer): Record<string, unknown> =>
+  (functionProps(fn)['Environment'] as { Variables: Record<string, unknown> }).Variables;
+const roleId = (fn: typeof authorizer): string => logicalId(stack, fn.role ?? fn);
+const ref = (construct: Parameters<typeof logicalId>[1]) => ({ Ref: logicalId(stack, construct) });
+
+const COMMON_ENV = [ENV.SUPABASE_URL, ENV.ALLOWED_ORIGINS, ENV.SECRET_CACHE_TTL_SECONDS, 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_LOG_LEVEL', 'NODE_OPTIONS'];
+
+describe('functions', () => {
+  it('deploys exactly four functions (no CDK helper functions)', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 4);
+  });
+
+  it.each(everyFunction)('runs %s on Node.js 24 on arm64 with active X-Ray tracing, bundled as ESM', (_name, fn) => {
+    expect(functionProps(fn)).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      TracingConfig: { Mode: 'Active' },
+      Handler: 'index.handler',
+    });
+  });
+
+  it('gives the authorizer 256 MB and 5 seconds', () => {
+    expect(functionProps(authorizer)).toMatchObject({ MemorySize: 256, Timeout: 5 });
+  });
+
+  it.each(handlerList)('gives the %s handler 512 MB and 10 seconds', (_name, fn) => {
+    expect(functionProps(fn)).toMatchObject({ MemorySize: 512, Timeout: 10 });
+  });
+
+  it.each(everyFunction)('logs %s to its own log group with the configured retention, kept on teardown', (_name, fn) => {
+    const logGroupRef = (functionProps(fn)['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+    expect(template.toJSON()['Resources'][logGroupRef]).toMatchObject({
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('takes log retention from config', () => {
+    const { stack: s, template: t } = synthesize({ config: { logRetentionDays: 30 } });
+    const fn = t.toJSON()['Resources'][logicalId(s, s.functions.handlers.token)] as { Properties: Props };
+    const logGroupRef = (fn.Properties['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+    expect(t.toJSON()['Resources'][logGroupRef]).toMatchObject({ Properties: { RetentionInDays: 30 } });
+  });
+});
+
+describe('environment', () => {
+  it('gives the authorizer only what verifying a session needs', () => {
+    expect(Object.keys(envOf(authorizer)).sort()).toEqual([...COMMON_ENV, ENV.USAGE_KEY_SECRET_ID].sort());
+    expect(envOf(authorizer)).toMatchObject({
+      [ENV.SUPABASE_URL]: 'https://abcdefghijklmnopqrst.supabase.co',
+      [ENV.ALLOWED_ORIGINS]: 'https://app.example.com',
+      [ENV.USAGE_KEY_SECRET_ID]: ref(stack.secrets.usageKey),
+      [ENV.SECRET_CACHE_TTL_SECONDS]: '300',
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+
+  it.each(handlerList)('gives the %s handler the table, the secrets by ARN and the limits from config', (_name, fn) => {
+    const expectedKeys = [
+      ...COMMON_ENV,
+      ENV.TABLE_NAME,
+      ENV.TWILIO_SECRET_ID,
+      ENV.ENCRYPTION_KEYS_SECRET_ID,
+      ENV.TOKEN_TTL_SECONDS,
+      ENV.IP_TOKEN_LIMIT_PER_MINUTE,
+      ENV.USER_TOKEN_QUOTA_PER_DAY,
+      ENV.USER_CALL_QUOTA_PER_DAY,
+      ENV.DIAL_PREFIXES,
+    ];
+    expect(Object.keys(envOf(fn)).sort()).toEqual(expectedKeys.sort());
+    expect(envOf(fn)).toMatchObject({
+      [ENV.TABLE_NAME]: ref(stack.table.table),
+      [ENV.TWILIO_SECRET_ID]: ref(stack.secrets.twilio),
+      [ENV.ENCRYPTION_KEYS_SECRET_ID]: ref(stack.secrets.encryptionKeys),
+      [ENV.TOKEN_TTL_SECONDS]: '3600',
+      [ENV.IP_TOKEN_LIMIT_PER_MINUTE]: '5',
+      [ENV.USER_TOKEN_QUOTA_PER_DAY]: '50',
+      [ENV.USER_CALL_QUOTA_PER_DAY]: '100',
+      [ENV.DIAL_PREFIXES]: '+1',
+    });
+  });
+
+  it('joins list settings with commas', () => {
+    const { stack: s, template: t } = synthesize({
+      config: { allowedOrigins: ['https://a.example.com', 'https://b.example.com'], dialPrefixes: ['+1', '+44'] },
+    });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          [ENV.ALLOWED_ORIGINS]: 'https://a.example.com,https://b.example.com',
+          [ENV.DIAL_PREFIXES]: '+1,+44',
+          [ENV.TABLE_NAME]: { Ref: logicalId(s, s.table.table) },
+        }),
+      },
+    });
+  });
+
+  it('never puts a secret value in an environment variable: secrets are referenced by ARN only', () => {
+    const resources = template.toJSON()['Resources'] as Record<string, { Type: string; Properties: Props }>;
+    const secretIds = new Set(Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SecretsManager::Secret').map(([id]) => id));
+    const literalSecretStrings = [...secretIds].map((id) => resources[id]?.Properties['SecretString']).filter((v): v is string => typeof v === 'string');
+
+    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+      for (const [key, value] of Object.entries(envOf(fn))) {
+        const json = JSON.stringify(value);
+        expect(json).not.toMatch(/resolve:secretsmanager|SecretString/);
+        for (const literal of literalSecretStrings) expect(json).not.toContain(literal);
+        if (typeof value !== 'string') {
+          // Anything computed must be a plain Ref: a secret's Ref is its ARN, the table's Ref its name.
+          expect(Object.keys(value as object)).toEqual(['Ref']);
+          if (key.endsWith('_SECRET_ID')) expect(secretIds.has((value as { Ref: string }).Ref)).toBe(true);
+        }
+      }
+    }
+  });
+});
+
+describe('IAM, least privilege', () => {
+  it('gives the authorizer no DynamoDB access at all', () => {
+    const actions = statementsOfRole(template, roleId(authorizer)).flatMap(actionsOf);
+    expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+  });
+
+  it('lets the authorizer read only the usage-key secret (no legacy secret configured)', () => {
+    const secretStatements = statementsOfRole(template, roleId(authorizer)).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements).toEqual([
+      { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: ref(stack.secrets.usageKey) },
+    ]);
+  });
+
+  it.each(handlerList)('lets the %s handler read and write items of the token table by key only', (_name, fn) => {
+    const dynamo = statementsOfRole(template, roleId(fn)).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toHaveLength(1);
+    expect(actionsOf(dynamo[0]!).sort()).toEqual(
+      ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'].sort(),
+    );
+    expect(dynamo[0]!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(stack, stack.table.table), 'Arn'] });
+  });
+
+  it.each(handlerList)('gives the %s handler no Scan, Query, batch write, wildcard or table administration', (_name, fn) => {
+    const actions = statementsOfRole(template, roleId(fn)).flatMap(actionsOf);
+    const forbidden = ['dynamodb:*', 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteTable', 'dynamodb:UpdateTable', 'dynamodb:CreateTable'];
+    expect(actions.filter((a) => forbidden.includes(a))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('dynamodb:')).every((a) => (TABLE_ITEM_ACTIONS as readonly string[]).includes(a))).toBe(true);
+  });
+
+  it.each(handlerList)('lets the %s handler use the table key only through DynamoDB', (_name, fn) => {
+    const kmsStatements = statementsOfRole(template, roleId(fn)).filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kmsStatements).toHaveLength(1);
+    const [statement] = kmsStatements;
+    expect(actionsOf(statement!).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey']);
+    expect(statement!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(stack, stack.table.key), 'Arn'] });
+    expect(Object.keys(statement!.Condition?.['StringEquals'] ?? {})).toEqual(['kms:ViaService']);
+    expect(JSON.stringify(statement!.Condition)).toMatch(/dynamodb\..*amazonaws\.com/);
+  });
+
+  it.each(handlerList)('lets the %s handler read the Twilio and encryption-key secrets and no other', (_name, fn) => {
+    const secretStatements = statementsOfRole(template, roleId(fn)).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements).toHaveLength(1);
+    expect(actionsOf(secretStatements[0]!).sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    expect(secretStatements[0]!.Resource).toEqual(expect.arrayContaining([ref(stack.secrets.twilio), ref(stack.secrets.encryptionKeys)]));
+    expect(secretStatements[0]!.Resource).toHaveLength(2);
+  });
+
+  it('grants no wildcard action to any function', () => {
+    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+      const actions = statementsOfRole(template, roleId(fn)).flatMap(actionsOf);
+      expect(actions.filter((a) => a.includes('*'))).toEqual([]);
+    }
+  });
+
+  it('uses Resource "*" only for X-Ray, which has no resource-level permissions (the IAM5 acknowledgement relies on it)', () => {
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')) as { Properties: { PolicyDocument: { Statement: Parameters<typeof actionsOf>[0][] } } }[];
+    const starActions = policies
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => s.Resource === '*' || (Array.isArray(s.Resource) && s.Resource.includes('*')))
+      .flatMap(actionsOf);
+    expect(new Set(starActions)).toEqual(new Set(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']));
+  });
+
+  it('attaches no AWS-managed policy to the function roles', () => {
+    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+      const role = template.toJSON()['Resources'][roleId(fn)] as { Properties: Props };
+      expect(role.Properties['ManagedPolicyArns']).toBeUndefined();
+    }
+  });
+
+  it('lets each function write only to its own log group', () => {
+    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+      const logs = statementsOfRole(template, roleId(fn)).filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
+      const logGroupRef = (functionProps(fn)['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(logs).toEqual([{ Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': [logGroupRef, 'Arn'] } }]);
+    }
+  });
+});
