@@ -4,13 +4,12 @@
  * Manager stand-in serving secrets generated into `.local/`, the local Supabase-style issuer (JWKS on the
  * same port) and a Twilio stand-in (or real Twilio when TWILIO_* credentials are set).
  */
-import { CreateTableCommand, DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import type { Server } from 'node:http';
-import dynalite from 'dynalite';
 import { ENV } from '../lambdas/shared/config';
 import { createGateway } from './gateway';
 import { close, listen } from './http-util';
 import { loadLocalSecrets } from './keys';
+import { startEmbeddedTable } from './table';
 import { secretsManagerStandIn } from './secrets-manager';
 import { type TwilioStandIn, twilioStandIn } from './twilio-standin';
 
@@ -33,36 +32,16 @@ export interface LocalApi {
 
 const TABLE = 'voice-token-local';
 
-async function createTable(endpoint: string): Promise<void> {
-  const db = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-  await db.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-    }),
-  );
-  await db.send(new UpdateTimeToLiveCommand({ TableName: TABLE, TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } })).catch(() => undefined);
-  db.destroy();
-}
-
 export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const secrets = await loadLocalSecrets();
   const servers: Server[] = [];
 
   // Embedded DynamoDB, in memory.
-  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  servers.push(dynamo);
-  const dynamoEndpoint = `http://127.0.0.1:${await listen(dynamo, 0)}`;
-  await createTable(dynamoEndpoint);
+  const dynamo = await startEmbeddedTable(TABLE);
+  dynamo.client.destroy();
+  servers.push(dynamo.server);
+  const dynamoEndpoint = dynamo.endpoint;
 
   // Twilio: real when credentials are configured, else the loopback stand-in.
   const real = process.env['TWILIO_ACCOUNT_SID'] && process.env['TWILIO_API_KEY_SID'] && process.env['TWILIO_API_KEY_SECRET'];

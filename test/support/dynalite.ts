@@ -1,9 +1,8 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
-import type { Server } from 'node:http';
-import { close, listen } from '../../local/http-util';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { close } from '../../local/http-util';
+import { startEmbeddedTable } from '../../local/table';
 
-/** An embedded DynamoDB (dynalite) on loopback with the service's table, for storage tests. */
+/** The service's table on an embedded DynamoDB (dynalite), for storage tests. */
 export interface TestTable {
   readonly client: DynamoDBClient;
   readonly table: string;
@@ -11,29 +10,13 @@ export interface TestTable {
 }
 
 export async function startTable(table = 'test-table'): Promise<TestTable> {
-  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const port = await listen(server, 0);
-  const client = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  await client.send(
-    new CreateTableCommand({
-      TableName: table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-    }),
-  );
+  const t = await startEmbeddedTable(table);
   return {
-    client,
+    client: t.client,
     table,
     stop: async () => {
-      client.destroy();
-      await close(server);
+      t.client.destroy();
+      await close(t.server);
     },
   };
 }
