@@ -85,7 +85,9 @@ export function gatewayResponseHeaders(d: GatewayResponseDef): Record<string, st
   for (const [k, v] of Object.entries({ ...SECURITY_HEADERS, ...(d.headers ?? {}) })) headers[k] = quoted(v);
   headers['Vary'] = quoted('Origin');
   headers['Access-Control-Allow-Origin'] = `context.authorizer.${CORS_ORIGIN_CONTEXT_KEY}`;
-  headers['Access-Control-Expose-Headers'] = quoted(CORS_EXPOSE_HEADERS.join(', '));
+  // Only responses with a Retry-After need to expose it. The value is static (a gateway response cannot
+  // make it conditional), and without a matching Access-Control-Allow-Origin a browser ignores it.
+  if (d.headers?.['Retry-After']) headers['Access-Control-Expose-Headers'] = quoted(CORS_EXPOSE_HEADERS.join(', '));
   return headers;
 }
 

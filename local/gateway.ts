@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
 import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent, Context } from 'aws-lambda';
+import { SECURITY_HEADERS } from '../lambdas/shared/contract';
 import { GATEWAY_RESPONSES, type GatewayResponseType, gatewayResponseHeaders, gatewayResponseTemplate } from '../lib/gateway-responses';
 import { type FunctionName, RESOURCE_PATHS, findRoute } from '../lib/routes';
 import { readBody } from './http-util';
@@ -84,11 +85,28 @@ function policyAllows(result: APIGatewayAuthorizerResult, methodArn: string): bo
 export function createGateway(o: GatewayOptions): Server {
   const cache = new Map<string, { result: APIGatewayAuthorizerResult; until: number }>();
 
-  return createServer((req, res) => {
-    void handle(req, res).catch(() => {
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      o.accessLog(JSON.stringify({ gatewayError: err instanceof Error ? err.name : 'unknown' }));
       if (!res.headersSent) send(res, 'DEFAULT_5XX', 500, {});
     });
   });
+  // A request that never finishes its headers or body is cut off, not held open for Node's 5-minute default.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+  // Requests Node cannot even parse (bad request line, oversized headers, conflicting lengths) still get
+  // the contract's JSON and headers, not a bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = gatewayResponseTemplate(GATEWAY_RESPONSES.find((d) => d.type === 'DEFAULT_4XX')!);
+    const headers = { ...SECURITY_HEADERS, Vary: 'Origin', 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`);
+  });
+  return server;
 
   function send(res: ServerResponse, type: GatewayResponseType, fallbackStatus: number, authorizerContext: Record<string, unknown>): number {
     const def = GATEWAY_RESPONSES.find((d) => d.type === type) ?? GATEWAY_RESPONSES.find((d) => d.type === (fallbackStatus >= 500 ? 'DEFAULT_5XX' : 'DEFAULT_4XX'))!;
@@ -116,8 +134,11 @@ export function createGateway(o: GatewayOptions): Server {
     const requestId = randomUUID();
     const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const method = req.method ?? 'GET';
-    const url = new URL(req.url ?? '/', 'http://local');
-    const path = url.pathname;
+    // The path is matched as sent, like API Gateway: no dot-segment or percent-decoding normalisation.
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    const query = Object.fromEntries(new URLSearchParams(q < 0 ? '' : target.slice(q + 1)));
     let principalId = '';
     const log = (status: number, extra: Record<string, unknown> = {}) =>
       o.accessLog(
@@ -137,7 +158,7 @@ export function createGateway(o: GatewayOptions): Server {
     const staticRoute = method === 'GET' ? o.staticRoutes[path] : undefined;
     if (staticRoute) {
       const { contentType, body } = staticRoute();
-      res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'max-age=600' });
+      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': contentType });
       res.end(body);
       return log(200);
     }
@@ -149,20 +170,23 @@ export function createGateway(o: GatewayOptions): Server {
     const preflightFn = method === 'OPTIONS' && RESOURCE_PATHS.includes(path) ? findRouteForPath(path) : undefined;
     if (!route && !preflightFn) return log(send(res, 'MISSING_AUTHENTICATION_TOKEN', 403, {}));
 
+    // Header names are case-insensitive: `authorization` and `AUTHORIZATION` are one header sent twice,
+    // listed under the first spelling seen, with every value in multiValueHeaders.
     const headers: Record<string, string> = {};
     const multiValueHeaders: Record<string, string[]> = {};
+    const spelling = new Map<string, string>();
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const name = req.rawHeaders[i]!;
-      const value = req.rawHeaders[i + 1]!;
-      headers[name] = value;
-      (multiValueHeaders[name] ??= []).push(value);
+      const raw = req.rawHeaders[i]!;
+      const name = spelling.get(raw.toLowerCase()) ?? raw;
+      spelling.set(raw.toLowerCase(), name);
+      headers[name] = req.rawHeaders[i + 1]!;
+      (multiValueHeaders[name] ??= []).push(req.rawHeaders[i + 1]!);
     }
-    const query = Object.fromEntries(url.searchParams);
     const methodArn = `arn:aws:execute-api:us-east-1:${ACCOUNT}:${API_ID}/${o.stage}/${method}${path}`;
 
     let authorizerContext: Record<string, unknown> = {};
     if (route?.authorized) {
-      const identity = Object.entries(headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+      const identity = Object.entries(multiValueHeaders).find(([k]) => k.toLowerCase() === 'authorization')?.[1].join('\n');
       // Like API Gateway: a missing identity source is refused before the authorizer runs.
       if (!identity) return log(send(res, 'UNAUTHORIZED', 401, {}));
       const key = createHash('sha256').update(identity).digest('hex');

@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { type IncomingMessage, type RequestListener, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** Reads a request body up to `limit` bytes; resolves `undefined` when it is larger. */
@@ -30,4 +30,23 @@ export function close(server: Server): Promise<void> {
     server.closeAllConnections();
     server.close(() => resolve());
   });
+}
+
+/**
+ * Wraps a stand-in AWS service so that only our own processes reach it: requests must be signed with this
+ * run's random access key id (AWS SigV4 names it in `Authorization`), and carry `Host: 127.0.0.1:<port>`,
+ * which also defeats DNS rebinding from a web page. Anything else gets 403 and never reaches the service.
+ */
+export function awsStandInServer(accessKeyId: string, inner: RequestListener): Server {
+  const server: Server = createServer((req, res) => {
+    const port = (server.address() as AddressInfo | null)?.port;
+    const signed = (req.headers.authorization ?? '').includes(`Credential=${accessKeyId}/`);
+    if (!signed || req.headers.host !== `127.0.0.1:${port}`) {
+      res.writeHead(403, { 'Content-Type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify({ __type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' }));
+      return;
+    }
+    inner(req, res);
+  });
+  return server;
 }

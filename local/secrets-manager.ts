@@ -1,12 +1,13 @@
-import { type Server, createServer } from 'node:http';
-import { readBody } from './http-util';
+import type { Server } from 'node:http';
+import { awsStandInServer, readBody } from './http-util';
 
 /**
  * A loopback stand-in for Secrets Manager's GetSecretValue (AWS JSON 1.1 protocol), so the functions use
- * the real AWS SDK client, pointed here with AWS_ENDPOINT_URL_SECRETS_MANAGER. Serves in-memory values.
+ * the real AWS SDK client, pointed here with AWS_ENDPOINT_URL_SECRETS_MANAGER. Serves in-memory values, and
+ * only to requests signed with this run's access key id.
  */
-export function secretsManagerStandIn(values: Map<string, string>): Server {
-  return createServer((req, res) => {
+export function secretsManagerStandIn(values: Map<string, string>, accessKeyId: string): Server {
+  return awsStandInServer(accessKeyId, (req, res) => {
     void (async () => {
       const body = await readBody(req, 64 * 1024);
       const target = req.headers['x-amz-target'];

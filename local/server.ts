@@ -4,6 +4,7 @@
  * Manager stand-in serving secrets generated into `.local/`, the local Supabase-style issuer (JWKS on the
  * same port) and a Twilio stand-in (or real Twilio when TWILIO_* credentials are set).
  */
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ENV } from '../lambdas/shared/config';
 import { createGateway } from './gateway';
@@ -38,9 +39,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   const servers: Server[] = [];
 
   // Embedded DynamoDB, in memory.
-  const dynamo = await startEmbeddedTable(TABLE);
-  dynamo.client.destroy();
-  servers.push(dynamo.server);
+  // The stand-ins of AWS services answer only requests signed with this run's random access key id.
+  const accessKeyId = `LOCAL${randomBytes(8).toString('hex').toUpperCase()}`;
+  const dynamo = await startEmbeddedTable(TABLE, accessKeyId);
   const dynamoEndpoint = dynamo.endpoint;
 
   // Twilio: real when credentials are configured, else the loopback stand-in.
@@ -70,6 +71,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
       ['local/encryption-keys', JSON.stringify(secrets.encryptionKeys)],
       ['local/usage-key', secrets.usageKey],
     ]),
+    accessKeyId,
   );
   servers.push(sm);
   const smEndpoint = `http://127.0.0.1:${await listen(sm, 0)}`;
@@ -92,7 +94,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     // The SDK's "Node 22 needed from 2027" notice concerns this machine's Node, not the Lambda runtime (nodejs24.x).
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
+    AWS_ACCESS_KEY_ID: accessKeyId,
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: smEndpoint,
@@ -134,27 +136,26 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     issuer: `${url}/auth/v1`,
     twilio,
     stop: async () => {
-      await Promise.all(servers.map(close));
+      await Promise.all([...servers.map(close), dynamo.stop()]);
     },
   };
 }
 
 export function banner(api: LocalApi): string {
-  const origin = (process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173').split(',')[0];
+  const origins = process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173';
   const port = api.port === 3000 ? '' : `PORT=${api.port} `;
   return `
 Voice token API (local) listening on ${api.url}
   issuer JWKS: ${api.url}/auth/v1/.well-known/jwks.json
   Twilio:      ${api.twilio ? 'local stand-in (no real calls)' : 'REAL Twilio (TWILIO_* credentials set)'}
-  origins:     ${process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173'}
+  origins:     ${origins}
 
 Try it (in another terminal):
   TOKEN=$(${port}npm run -s dev:token -- --sub 3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f)
-  curl -s -X POST ${api.url}/api/twilio/token -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Origin: ${origin}' -d '{}'
-  curl -s -X POST ${api.url}/api/twilio/voice -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"to":"+14155550123"}'
-  curl -s -X POST ${api.url}/api/twilio/hangup -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"callSid":"<sid from the call above>"}'
-
-Ctrl-C stops it.
+  API=${api.url}
+  curl -s -X POST $API/api/twilio/token -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}'
+  curl -s -X POST $API/api/twilio/voice -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"to":"+14155550123"}'
+  curl -s -X POST $API/api/twilio/hangup -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"callSid":"<sid from the call above>"}'
+(The README has the full session.) Ctrl-C stops it.
 `;
 }
-

@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { loadConfig } from '../shared/config';
+import { ApiError } from '../shared/errors';
 import { isAllowedOrigin, readHeaders } from '../shared/http';
 import { logger } from '../shared/logger';
 import { CachedSecrets } from '../shared/secrets';
@@ -28,12 +29,18 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
   const sourceIp = event.requestContext?.identity?.sourceIp;
   const route = `${event.httpMethod} ${event.resource}`;
 
-  const verdict = await verify(headers['authorization'], duplicate.has('authorization'));
+  // Could not decide (JWKS or Secrets Manager unreachable): API Gateway answers 503; say why in the log.
+  const fail = (err: unknown): never => {
+    logger.error('authorizer failure', { outcome: 'failed', reason: err instanceof ApiError ? err.reason : 'unexpected', sourceIp, route });
+    throw err;
+  };
+
+  const verdict = await verify(headers['authorization'], duplicate.has('authorization')).catch(fail);
   if (!verdict.ok) {
     logger.warn('authorizer decision', { outcome: 'denied', reason: verdict.reason, sourceIp, route });
     return deny(event.methodArn, corsOrigin);
   }
-  const usageKey = config.usageKeySecretId ? await secrets.get(config.usageKeySecretId) : undefined;
+  const usageKey = config.usageKeySecretId ? await secrets.get(config.usageKeySecretId).catch(fail) : undefined;
   logger.info('authorizer decision', { outcome: 'allowed', userId: verdict.session.userId, sourceIp, route });
   return allow(event.methodArn, verdict.session, corsOrigin, usageKey);
 });

@@ -87,7 +87,8 @@ export function createVerifier(opts: VerifierOptions) {
     if (typeof payload.iat !== 'number' || payload.iat > nowS + tolerance) return deny('issued_in_future');
     if (payload['role'] !== 'authenticated') return deny('bad_role');
     if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) return deny('bad_subject');
-    if (payload['is_anonymous'] === true) return deny('anonymous');
+    // Supabase always sends a boolean; anything but an explicit false (or no claim) is treated as anonymous.
+    if (payload['is_anonymous'] !== undefined && payload['is_anonymous'] !== false) return deny('anonymous');
     if (typeof payload.exp !== 'number') return deny('missing_exp');
 
     return {

@@ -38,17 +38,32 @@ export interface ApiResponse {
 type Event = APIGatewayProxyEvent;
 type Result = APIGatewayProxyResult;
 
-/** Case-insensitive single-valued headers; a header sent twice is reported as `duplicate`. */
+/**
+ * Headers by lower-case name (the last value), and the names sent more than once. Names are compared
+ * case-insensitively, so `authorization` and `AUTHORIZATION` are one header sent twice. API Gateway puts
+ * every value in `multiValueHeaders`; `headers` alone is used when that is absent.
+ */
 export function readHeaders(event: Pick<Event, 'headers' | 'multiValueHeaders'>): { headers: Record<string, string>; duplicate: Set<string> } {
+  const values = new Map<string, string[]>();
+  const multi = Object.entries(event.multiValueHeaders ?? {});
+  const entries: [string, string][] = multi.length
+    ? multi.flatMap(([k, v]) => (Array.isArray(v) ? v.map((x): [string, string] => [k, String(x)]) : []))
+    : Object.entries(event.headers ?? {}).flatMap(([k, v]): [string, string][] => (typeof v === 'string' ? [[k, v]] : []));
+  for (const [k, v] of entries) {
+    const name = k.toLowerCase();
+    values.set(name, [...(values.get(name) ?? []), v]);
+  }
   const headers: Record<string, string> = {};
   const duplicate = new Set<string>();
-  for (const [k, v] of Object.entries(event.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
-  for (const [k, v] of Object.entries(event.multiValueHeaders ?? {})) {
-    if (Array.isArray(v) && v.length > 1) duplicate.add(k.toLowerCase());
-    if (Array.isArray(v) && v.length > 0 && headers[k.toLowerCase()] === undefined) headers[k.toLowerCase()] = v[v.length - 1]!;
+  for (const [name, list] of values) {
+    headers[name] = list[list.length - 1]!;
+    if (list.length > 1) duplicate.add(name);
   }
   return { headers, duplicate };
 }
+
+/** Headers whose meaning would be ambiguous if sent twice: refused rather than guessed. */
+const SINGLE_VALUED = ['content-type', 'idempotency-key'];
 
 /** Exact allowlist: an origin is allowed only if it is, byte for byte, one of the configured ones. */
 export function isAllowedOrigin(origin: string | undefined, allowed: readonly string[]): origin is string {
@@ -58,21 +73,29 @@ export function isAllowedOrigin(origin: string | undefined, allowed: readonly st
 /** Refuses a request whose `Origin` is not on the allowlist, before anything else runs (CSRF guard). */
 const originGuard = (allowed: readonly string[]): middy.MiddlewareObj<Event, Result> => ({
   before: (request) => {
-    const { headers, duplicate } = readHeaders(request.event);
-    const origin = headers['origin'];
-    if (duplicate.has('origin') || (origin !== undefined && !isAllowedOrigin(origin, allowed))) {
+    const sent = readHeaders(request.event).headers['origin'] !== undefined;
+    if (sent && readableBy(request.event, allowed) === undefined) {
       throw new OriginNotAllowedError({ reason: 'origin_not_allowed' });
     }
   },
 });
 
-/** Security headers and `Vary: Origin` on every response, success or error. */
-const responseHeaders = (): middy.MiddlewareObj<Event, Result> => {
+/** The request's origin when exactly one `Origin` header names an allowlisted origin, else undefined. */
+function readableBy(event: Pick<Event, 'headers' | 'multiValueHeaders'>, allowed: readonly string[]): string | undefined {
+  const { headers, duplicate } = readHeaders(event);
+  const origin = headers['origin'];
+  return !duplicate.has('origin') && isAllowedOrigin(origin, allowed) ? origin : undefined;
+}
+
+/**
+ * Security headers and `Vary: Origin` on every response, success or error; and the last word on CORS: a
+ * response that no origin may read (foreign, duplicated or absent `Origin`) leaves with no CORS header.
+ */
+const responseHeaders = (allowed: readonly string[]): middy.MiddlewareObj<Event, Result> => {
   const apply = (request: middy.Request<Event, Result>) => {
     if (!request.response) return;
     const headers = { ...(request.response.headers ?? {}) } as Record<string, string | number | boolean>;
-    // A response no origin may read carries no CORS headers at all (foreign origins, or no Origin).
-    if (headers['Access-Control-Allow-Origin'] === undefined) {
+    if (readableBy(request.event, allowed) === undefined) {
       for (const k of Object.keys(headers)) if (k.toLowerCase().startsWith('access-control-')) delete headers[k];
     }
     Object.assign(headers, SECURITY_HEADERS);
@@ -163,7 +186,7 @@ export interface HandlerOptions<B> {
 export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B>) => Promise<ApiResponse>) {
   const now = opts.now ?? Date.now;
   return middy<Event, Result>()
-    .use(responseHeaders())
+    .use(responseHeaders(opts.allowedOrigins))
     .use(originGuard(opts.allowedOrigins))
     .use(
       httpCors({
@@ -180,8 +203,10 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
     .use(errorMapper())
     .handler(async (event: Event, context: Context): Promise<Result> => {
       if (event.httpMethod === 'OPTIONS') return { statusCode: 204, headers: {}, body: '' };
-      const { headers } = readHeaders(event);
+      const { headers, duplicate } = readHeaders(event);
       const caller = callerOf(event, now());
+      const twice = SINGLE_VALUED.find((h) => duplicate.has(h));
+      if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
       const body = parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
       const res = await logic({ body, caller, headers, requestId: context.awsRequestId });
       return res.body === undefined

@@ -131,13 +131,19 @@ export class TwilioRest implements TwilioPort {
   }
 }
 
-/** Maps a Twilio SDK failure to the contract: user-fixable → 400, everything else → 502. */
+/**
+ * Maps a Twilio SDK failure to the contract: user-fixable → 400, everything else → 502. The cause kept for
+ * the log is rebuilt from the error code only: Twilio's messages quote the phone number, which must not
+ * reach the logs.
+ */
 export function mapTwilioError(err: unknown, op: string): Error {
   if (err instanceof RestException) {
+    const cause = new Error(`Twilio error ${err.code ?? 'unknown'} (HTTP ${err.status})`);
     if (err.code !== undefined && USER_FIXABLE.has(err.code)) {
-      return new InvalidRequestError({ reason: `twilio_${err.code}`, message: 'The destination number is not valid or cannot be called.', cause: err });
+      return new InvalidRequestError({ reason: `twilio_${err.code}`, message: 'The destination number is not valid or cannot be called.', cause });
     }
-    return new UpstreamError({ reason: `twilio_${op}_${err.code ?? err.status}`, cause: err });
+    return new UpstreamError({ reason: `twilio_${op}_${err.code ?? err.status}`, cause });
   }
-  return new UpstreamError({ reason: `twilio_${op}_network`, cause: err });
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return new UpstreamError({ reason: `twilio_${op}_network`, cause: new Error(`Twilio request failed (${typeof code === 'string' ? code : 'network'})`) });
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SECURITY_HEADERS } from '../../lambdas/shared/contract';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
-import { type Reply, send } from '../support/http';
+import { type Reply, send, sendRaw } from '../support/http';
 import { type LocalProcess, startLocalProcess } from '../support/local-process';
 
 /**
@@ -228,6 +228,58 @@ describe('bad input gets a clear 4xx', () => {
   });
 });
 
+describe('ambiguous or broken requests get a clear 4xx', () => {
+  const raw = (lines: string[], body = '') => `${lines.join('\r\n')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  let ip = 200;
+  const rawSend = (text: string) => sendRaw(api.port, text, `127.0.0.${ip++}`);
+
+  test('rejects an Authorization header sent twice in two spellings, and does not cache the good copy for the bad one', async () => {
+    const good = await token();
+    const twice = await rawSend(raw(['POST /api/twilio/token HTTP/1.1', 'Host: x', 'authorization: junk-value', `AUTHORIZATION: Bearer ${good}`, 'Connection: close']));
+    expect(twice.status).toBe(401);
+    const junkAlone = await rawSend(raw(['POST /api/twilio/token HTTP/1.1', 'Host: x', 'Authorization: junk-value', 'Connection: close']));
+    expect(junkAlone.status).toBe(401);
+  });
+
+  test('rejects an Origin header sent twice in two spellings with 403', async () => {
+    const r = await rawSend(raw(['POST /api/twilio/token HTTP/1.1', 'Host: x', `Authorization: Bearer ${await token()}`, 'Origin: https://evil.example', `ORIGIN: ${ALLOWED}`, 'Connection: close']));
+    expect(r.status).toBe(403);
+    expect(r.head).not.toMatch(/access-control-allow-origin/i);
+  });
+
+  test('rejects an Idempotency-Key sent twice with 400', async () => {
+    const t = await token();
+    await rawSend(raw(['POST /api/twilio/token HTTP/1.1', 'Host: x', `Authorization: Bearer ${t}`, 'Connection: close']));
+    const body = JSON.stringify({ to: '+14155550123' });
+    const r = await rawSend(raw(['POST /api/twilio/voice HTTP/1.1', 'Host: x', `Authorization: Bearer ${t}`, 'Content-Type: application/json', 'Idempotency-Key: first-key-0001', 'Idempotency-Key: second-key-0002', 'Connection: close'], body));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toEqual({ error: { code: 'invalid_request', message: expect.stringContaining('idempotency-key') } });
+  });
+
+  test.each([
+    ['a malformed request target', 'POST http://[::1/x HTTP/1.1', 404],
+    ['an unknown method', 'FOO /api/twilio/token HTTP/1.1', 400],
+  ])('answers %s with the JSON contract and the security headers', async (_name, requestLine, status) => {
+    const r = await rawSend(raw([requestLine, 'Host: x', 'Connection: close']));
+    expect(r.status).toBe(status);
+    expect(JSON.parse(r.body)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+    for (const k of Object.keys(SECURITY_HEADERS)) expect(r.head.toLowerCase()).toContain(`${k.toLowerCase()}:`);
+  });
+
+  test('answers oversized headers with 431 and the JSON contract', async () => {
+    const r = await rawSend(raw(['POST /api/twilio/token HTTP/1.1', 'Host: x', `X-Pad: ${'a'.repeat(20_000)}`, 'Connection: close']));
+    expect(r.status).toBe(431);
+    expect(JSON.parse(r.body).error.code).toBe('invalid_request');
+  });
+
+  test('matches paths as sent: dot segments and encodings do not reach a route', async () => {
+    for (const path of ['/api/twilio/x/%2e%2e/hangup', '/api/twilio/./token', '//api/twilio/token', '/api/twilio/token/']) {
+      const r = await rawSend(raw([`POST ${path} HTTP/1.1`, 'Host: x', `Authorization: Bearer ${await token()}`, 'Connection: close']));
+      expect(r.status).toBe(404);
+    }
+  });
+});
+
 test('the dev:token command prints a token the API accepts', async () => {
   const root = resolve(__dirname, '../..');
   const printed = execFileSync(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), join(root, 'local/dev-token.ts'), '--sub', randomUUID(), '--claims', '{"aal":"aal2"}'], {
@@ -254,5 +306,8 @@ test('no response or log line contains a token, key or secret', () => {
     // Every JWT (a Supabase token or a minted Twilio token) starts with a base64url JSON header.
     expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
     expect(text).not.toMatch(/\bat \S+ \(.*:\d+:\d+\)/); // no stack traces
+    // Full phone numbers never reach a log line (masked), nor Twilio's messages that quote them.
+    const logLines = text === api.output() ? text.split('\n').filter((l) => l.startsWith('{')) : [];
+    for (const number of ['+14155550123', '+15005550001', '+8825550123']) expect(logLines.join('\n')).not.toContain(number);
   }
 });

@@ -1,5 +1,4 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { close } from '../../local/http-util';
 import { startEmbeddedTable } from '../../local/table';
 
 /** The service's table on an embedded DynamoDB (dynalite), for storage tests. */
@@ -14,9 +13,6 @@ export async function startTable(table = 'test-table'): Promise<TestTable> {
   return {
     client: t.client,
     table,
-    stop: async () => {
-      t.client.destroy();
-      await close(t.server);
-    },
+    stop: t.stop,
   };
 }
