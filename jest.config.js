@@ -13,5 +13,12 @@ module.exports = {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'infra', testMatch: ['<rootDir>/test/infra/**/*.test.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
+    // The long security suites at full size (npm run test:security); npm test runs the same files, smaller.
+    {
+      ...common,
+      displayName: 'security',
+      setupFiles: [...common.setupFiles, '<rootDir>/test/support/security-env.ts'],
+      testMatch: ['<rootDir>/test/unit/security-*.test.ts', '<rootDir>/test/e2e/security-*.test.ts'],
+    },
   ],
 };

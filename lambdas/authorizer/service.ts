@@ -114,6 +114,8 @@ function classify(err: unknown): Verdict {
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) throw new UnavailableError({ reason: 'jwks_unavailable', cause: err });
   if (err instanceof UnavailableError) throw err;
   if (err instanceof TypeError && /fetch/i.test(err.message)) throw new UnavailableError({ reason: 'jwks_unavailable', cause: err });
+  // jose throws its base JOSEError only when the JWKS answer is not a 200 JSON document: the key source is down.
+  if (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC') throw new UnavailableError({ reason: 'jwks_unavailable', cause: err });
   if (err instanceof errors.JOSEError) return deny('invalid_token');
   // Key import failures for a malformed key or signature shape land here: still a denial, never Allow.
   if (err instanceof Error && (err.name === 'TypeError' || err.name === 'DataError')) return deny('invalid_token');
