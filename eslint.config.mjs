@@ -23,4 +23,6 @@ export default tseslint.config(
       'security/detect-non-literal-fs-filename': 'off',
     },
   },
+  // The demo page's plain browser JavaScript: outside the TypeScript project, so no type-aware rules.
+  { files: ['local/demo/**/*.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -5,8 +5,11 @@
  * same port) and a Twilio stand-in (or real Twilio when TWILIO_* credentials are set).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { ENV } from '../lambdas/shared/config';
+import { demoServer } from './demo-server';
 import { createGateway } from './gateway';
 import { close, listen } from './http-util';
 import { loadLocalSecrets } from './keys';
@@ -20,6 +23,8 @@ export interface LocalOptions {
   /** Extra environment for the functions (limits, origins…), applied before they load. */
   readonly env?: Readonly<Record<string, string>>;
   readonly log?: (line: string) => void;
+  /** Demo page port; 'off' serves no demo. Default: $DEMO_PORT, else the gateway's port + 1 (0 when that is 0). */
+  readonly demoPort?: number | 'off';
 }
 
 export interface LocalApi {
@@ -28,6 +33,8 @@ export interface LocalApi {
   readonly issuer: string;
   /** Undefined when real Twilio is configured. */
   readonly twilio: TwilioStandIn | undefined;
+  /** The demo page (its own origin, on the default allowlist), or undefined when it is off. */
+  readonly demoUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -90,6 +97,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   await close(gatewayPlaceholder);
   const url = `http://127.0.0.1:${actualPort}`;
 
+  // The demo page is a second origin, as a real frontend is; it joins the allowlist only by default.
+  const demoSetting = options.demoPort ?? process.env['DEMO_PORT'] ?? (port === 0 ? 0 : actualPort + 1);
+  let demoUrl: string | undefined;
+  if (demoSetting !== 'off') {
+    const demo = demoServer({ apiUrl: url, apiPort: actualPort });
+    servers.push(demo);
+    demoUrl = `http://127.0.0.1:${await listen(demo, Number(demoSetting))}`;
+  }
+
   const env: Record<string, string> = {
     // The SDK's "Node 22 needed from 2027" notice concerns this machine's Node, not the Lambda runtime (nodejs24.x).
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -103,7 +119,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     [ENV.ENCRYPTION_KEYS_SECRET_ID]: 'local/encryption-keys',
     [ENV.USAGE_KEY_SECRET_ID]: 'local/usage-key',
     [ENV.SUPABASE_URL]: url,
-    [ENV.ALLOWED_ORIGINS]: process.env['ALLOWED_ORIGINS'] ?? 'http://localhost:5173',
+    [ENV.ALLOWED_ORIGINS]: process.env['ALLOWED_ORIGINS'] ?? ['http://localhost:5173', ...(demoUrl ? [demoUrl] : [])].join(','),
     [ENV.DIAL_PREFIXES]: process.env['DIAL_PREFIXES'] ?? '+1,+44',
     POWERTOOLS_SERVICE_NAME: 'voice-token-local',
     ...(twilioBase ? { [ENV.TWILIO_API_BASE_URL]: twilioBase } : {}),
@@ -119,12 +135,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     import('../lambdas/hangup/handler'),
   ]);
   const jwks = JSON.stringify({ keys: [secrets.issuer.publicJwk] });
+  // The API's own description (docs/openapi.json), with this run's URL as its first server.
+  const openapi = localOpenApi(url);
   const gateway = createGateway({
     functions: { token: token.handler, voice: voice.handler, hangup: hangup.handler },
     authorizer: authorizer.handler,
     authorizerCacheTtlSeconds: Number(process.env['AUTHORIZER_CACHE_TTL_SECONDS'] ?? 60),
     stage: 'local',
-    staticRoutes: { '/auth/v1/.well-known/jwks.json': () => ({ contentType: 'application/json', body: jwks }) },
+    staticRoutes: {
+      '/auth/v1/.well-known/jwks.json': () => ({ contentType: 'application/json', body: jwks }),
+      '/openapi.json': () => ({ contentType: 'application/json', body: openapi }),
+    },
     accessLog: (line) => log(line),
   });
   servers.push(gateway);
@@ -135,6 +156,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     port: actualPort,
     issuer: `${url}/auth/v1`,
     twilio,
+    demoUrl,
     stop: async () => {
       await Promise.all([...servers.map(close), dynamo.stop()]);
     },
@@ -147,6 +169,8 @@ export function banner(api: LocalApi): string {
   return `
 Voice token API (local) listening on ${api.url}
   issuer JWKS: ${api.url}/auth/v1/.well-known/jwks.json
+  OpenAPI:     ${api.url}/openapi.json
+  demo page:   ${api.demoUrl ? `${api.demoUrl}/${origins.split(',').includes(api.demoUrl) ? '' : '  (not in ALLOWED_ORIGINS: the browser will block its requests)'}` : 'off'}
   Twilio:      ${api.twilio ? 'local stand-in (no real calls)' : 'REAL Twilio (TWILIO_* credentials set)'}
   origins:     ${origins}
 
@@ -158,4 +182,11 @@ Try it (in another terminal):
   curl -s -X POST $API/api/twilio/hangup -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"callSid":"<sid from the call above>"}'
 (The README has the full session.) Ctrl-C stops it.
 `;
+}
+
+/** docs/openapi.json with the running local API as its first server. */
+function localOpenApi(url: string): string {
+  const doc = JSON.parse(readFileSync(join(__dirname, '../docs/openapi.json'), 'utf8')) as { servers?: { url: string; description?: string }[] };
+  doc.servers = [{ url, description: 'This local mode' }, ...(doc.servers ?? []).filter((s) => !s.url.startsWith('http://127.0.0.1'))];
+  return JSON.stringify(doc, null, 2);
 }

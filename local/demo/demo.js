@@ -1,0 +1,141 @@
+// The demo page's script: plain JavaScript over the typed client (served compiled as voice-client.js).
+// It keeps the pasted session token in memory only (no storage, no cookies) and never sees a Twilio token.
+import { VoiceApiError, createVoiceClient } from './voice-client.js';
+
+const $ = (id) => document.getElementById(id);
+const apiUrl = document.querySelector('meta[name="voice-api-url"]').content;
+
+let accessToken = '';
+let currentCall = null;
+
+const voice = createVoiceClient({ baseUrl: apiUrl, getAccessToken: () => accessToken });
+
+/** Reads the `sub` and `exp` claims for display; the API, not this page, decides whether the token is valid. */
+function claimsOf(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(payload));
+  } catch {
+    return {};
+  }
+}
+
+function log(text) {
+  const item = document.createElement('li');
+  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $('log').append(item);
+}
+
+function showStatus(text) {
+  $('error').hidden = true;
+  $('error').textContent = '';
+  $('status').textContent = text;
+}
+
+/** Explains an error as a user should read it, and records code, status and Retry-After for tests. */
+function showError(what, err) {
+  const box = $('error');
+  let text;
+  if (err instanceof VoiceApiError) {
+    const advice = {
+      unauthenticated: 'Your session is missing, expired or invalid: sign in again.',
+      rate_limited: `Too many requests. Try again in ${err.retryAfter ?? 'a few'} seconds.`,
+      network_error: 'The voice service could not be reached, or this page’s origin is not allowed to call it.',
+      no_voice_session: 'Open a voice session first.',
+    }[err.code];
+    text = `${what} failed: ${advice ?? err.message} (${err.code}${err.status ? `, HTTP ${err.status}` : ''}${err.retryAfter !== undefined ? `, Retry-After: ${err.retryAfter}` : ''})`;
+    box.dataset.code = err.code;
+    box.dataset.status = String(err.status);
+    if (err.retryAfter !== undefined) box.dataset.retryAfter = String(err.retryAfter);
+    else delete box.dataset.retryAfter;
+    if (err.code === 'unauthenticated') signOut(false);
+  } else {
+    text = `${what} failed unexpectedly.`;
+    box.dataset.code = 'unknown';
+  }
+  $('status').textContent = '';
+  box.textContent = text;
+  box.hidden = false;
+  log(text);
+}
+
+function refresh() {
+  const signedIn = accessToken !== '';
+  $('sign-out').disabled = !signedIn;
+  $('open-session').disabled = !signedIn;
+  $('call').disabled = !signedIn;
+  $('hangup').disabled = !signedIn || currentCall === null;
+}
+
+function signOut(announce = true) {
+  accessToken = '';
+  currentCall = null;
+  $('signed-in-as').textContent = 'Not signed in.';
+  $('session-state').textContent = 'No voice session.';
+  refresh();
+  if (announce) showStatus('Signed out.');
+}
+
+/** Runs one API action with the buttons disabled, so a double click cannot send it twice. */
+async function run(what, action) {
+  const buttons = [...document.querySelectorAll('button')];
+  const before = buttons.map((b) => b.disabled);
+  buttons.forEach((b) => (b.disabled = true));
+  try {
+    await action();
+  } catch (err) {
+    showError(what, err);
+  } finally {
+    buttons.forEach((b, i) => (b.disabled = before[i]));
+    refresh();
+  }
+}
+
+$('sign-in-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const token = $('access-token').value.trim();
+  if (!token) return;
+  accessToken = token;
+  $('access-token').value = '';
+  const { sub, exp } = claimsOf(token);
+  const until = typeof exp === 'number' ? ` until ${new Date(exp * 1000).toLocaleTimeString()}` : '';
+  $('signed-in-as').textContent = `Signed in as ${sub ?? 'an unknown user'}${until}.`;
+  showStatus('Signed in.');
+  refresh();
+});
+
+$('sign-out').addEventListener('click', () => signOut());
+
+$('open-session').addEventListener('click', () =>
+  run('Opening the voice session', async () => {
+    const session = await voice.openSession();
+    $('session-state').textContent = `Voice session active until ${new Date(session.expiresAt).toLocaleTimeString()}.`;
+    showStatus('Voice session open.');
+    log('voice session open');
+  }),
+);
+
+$('call-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const to = $('to').value.trim();
+  // One key per call attempt: a retried request returns the same call instead of dialling twice.
+  const idempotencyKey = crypto.randomUUID();
+  void run('Calling', async () => {
+    currentCall = await voice.call(to, { idempotencyKey });
+    $('call-state').textContent = `Call ${currentCall.sid}: ${currentCall.status}.`;
+    showStatus(`Calling ${to}.`);
+    log(`call ${currentCall.sid} ${currentCall.status}`);
+  });
+});
+
+$('hangup').addEventListener('click', () =>
+  run('Hanging up', async () => {
+    const ended = await voice.hangup(currentCall.sid);
+    currentCall = null;
+    $('call-state').textContent = `Call ${ended.sid}: ${ended.status}.`;
+    showStatus('Call ended.');
+    log(`call ${ended.sid} ${ended.status}`);
+  }),
+);
+
+refresh();
