@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { AWS_CLIENT_OPTIONS } from '../shared/aws';
 import { loadConfig } from '../shared/config';
 import { ApiError } from '../shared/errors';
 import { isAllowedOrigin, readHeaders } from '../shared/http';
@@ -10,7 +11,7 @@ import { allow, deny } from './policy';
 import { createVerifier } from './service';
 
 const config = loadConfig();
-const secrets = new CachedSecrets(new SecretsManagerClient({}), config.secretCacheTtlSeconds * 1000);
+const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
 const verify = createVerifier({
   issuer: config.issuer,
   jwksUrl: config.jwksUrl,

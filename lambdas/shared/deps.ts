@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { AWS_CLIENT_OPTIONS } from './aws';
 import type { LambdaConfig } from './config';
 import { type Keyring, open, parseKeyring } from './crypto';
 import { NoVoiceSessionError } from './errors';
@@ -24,9 +25,9 @@ export function productionDeps(config: LambdaConfig): Deps {
   for (const [name, value] of Object.entries({ TABLE_NAME: config.tableName, TWILIO_SECRET_ID: config.twilioSecretId, ENCRYPTION_KEYS_SECRET_ID: config.encryptionKeysSecretId })) {
     if (!value) throw new Error(`Environment variable ${name} is required`);
   }
-  const secrets = new CachedSecrets(new SecretsManagerClient({}), config.secretCacheTtlSeconds * 1000);
+  const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
   return {
-    store: new DynamoStore(new DynamoDBClient({}), config.tableName),
+    store: new DynamoStore(new DynamoDBClient(AWS_CLIENT_OPTIONS), config.tableName),
     twilio: new TwilioRest(config.twilioApiBaseUrl),
     twilioCredentials: parsedSecret(secrets, config.twilioSecretId, parseTwilioCredentials),
     keyring: parsedSecret(secrets, config.encryptionKeysSecretId, parseKeyring),
