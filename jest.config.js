@@ -13,6 +13,8 @@ module.exports = {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'infra', testMatch: ['<rootDir>/test/infra/**/*.test.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
+    // Real Chromium (Debian's, driven by playwright-core) against local mode: skipped if /usr/bin/chromium is absent.
+    { ...common, displayName: 'browser', testMatch: ['<rootDir>/test/browser/**/*.test.ts'] },
     // The long security suites at full size (npm run test:security); npm test runs the same files, smaller.
     {
       ...common,
