@@ -18,6 +18,30 @@ export const IDEMPOTENCY_PENDING_SECONDS = 60;
 /** A completed idempotency key returns the same call for this long. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
+/**
+ * Premium-rate, shared-cost and satellite ranges, refused even when a configured dialling prefix covers them:
+ * the usual targets of toll fraud (international revenue share fraud), where each minute pays the number's owner.
+ * A short built-in list of well-known ranges, not a complete tariff table: keep `dialPrefixes` narrow too.
+ */
+export const BLOCKED_PREFIXES: readonly string[] = [
+  '+1900', // NANP premium rate (1-900)
+  '+1976', // NANP pay-per-call (976)
+  '+449', // UK premium rate (09)
+  '+4487', // UK special rate (087)
+  '+4470', // UK personal numbering (070), often passed off as mobiles
+  '+870', // Inmarsat
+  '+881', // Global Mobile Satellite System
+  '+882', // International Networks
+  '+883', // International Networks
+  '+979', // International Premium Rate Service
+  '+808', // International Shared Cost Service
+];
+
+/** Whether `to` may be dialled: inside a configured prefix and outside every built-in premium range. */
+export function destinationAllowed(to: string, dialPrefixes: readonly string[]): boolean {
+  return dialPrefixes.some((p) => to.startsWith(p)) && !BLOCKED_PREFIXES.some((p) => to.startsWith(p));
+}
+
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,128}$/;
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -34,7 +58,10 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
   const now = seconds(deps.now());
   await requireSession(deps, await deps.store.getSession(caller.userId, now));
 
-  if (!limits.dialPrefixes.some((p) => to.startsWith(p))) throw new DestinationNotAllowedError({ reason: 'prefix_not_allowed' });
+  if (!destinationAllowed(to, limits.dialPrefixes)) {
+    const premium = BLOCKED_PREFIXES.some((p) => to.startsWith(p));
+    throw new DestinationNotAllowedError({ reason: premium ? 'premium_range_blocked' : 'prefix_not_allowed' });
+  }
 
   let keyHash: string | undefined;
   if (idempotencyKey !== undefined) {
