@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { loadConfig } from '../shared/config';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
-import { logger } from '../shared/logger';
 import { hangUp } from './service';
 
 const config = loadConfig();
@@ -14,7 +13,6 @@ export const handler = apiHandler(
   { allowedOrigins: config.allowedOrigins, schema, fieldHelp: { callSid: 'Field "callSid" must be "CA" followed by 32 lowercase hex digits.' } },
   async ({ body, caller }) => {
     const { call, twilioCalled } = await hangUp(deps, caller, body.callSid);
-    logger.info('hangup', { outcome: twilioCalled ? 'ended' : 'already_ended', userId: caller.userId, sourceIp: caller.sourceIp, callSid: call.sid });
-    return { status: 200, body: { call } };
+    return { status: 200, body: { call }, audit: { outcome: 'ended', reason: twilioCalled ? 'ended' : 'already_ended', detail: { callSid: call.sid } } };
   },
 );

@@ -11,7 +11,8 @@ import {
   UnauthenticatedError,
   UnsupportedMediaTypeError,
 } from './errors';
-import { logger } from './logger';
+import { audit, observe } from './audit';
+import { OUTCOME, type Operation, type Outcome } from './observability';
 
 /** Who is calling, as the authorizer vouched for it (flat context: strings and numbers). */
 export interface Caller {
@@ -33,6 +34,11 @@ export interface ApiRequest<B> {
 export interface ApiResponse {
   readonly status: number;
   readonly body?: unknown;
+  /**
+   * What the request did, for its audit line: outcome, reason code and non-secret details (a call SID, a
+   * masked number). Default: outcome `issued`, reason `ok`.
+   */
+  readonly audit?: { readonly outcome: Outcome; readonly reason: string; readonly detail?: Readonly<Record<string, string | number | undefined>> };
 }
 
 type Event = APIGatewayProxyEvent;
@@ -105,16 +111,36 @@ const responseHeaders = (allowed: readonly string[]): middy.MiddlewareObj<Event,
   return { after: apply, onError: apply };
 };
 
-/** Maps every error to the JSON contract: ApiError by its code, anything else to a logged, generic 500. */
+/** The audit line's who/where fields for a proxy event; `userId` only as the authorizer vouched for it. */
+function auditContext(event: Event, context: Context) {
+  const resource = event.resource ?? event.path ?? '';
+  return {
+    operation: (resource.split('/').pop() ?? '') as Operation,
+    route: `${event.httpMethod} ${resource}`,
+    requestId: event.requestContext?.requestId,
+    lambdaRequestId: context.awsRequestId,
+    userId: event.requestContext?.authorizer?.['userId'] as string | undefined,
+    sourceIp: event.requestContext?.identity?.sourceIp,
+  };
+}
+
+/** The audit outcome of a refusal: 429 limited, other 401/403 denied, other 4xx rejected, 5xx failed. */
+function outcomeOf(status: number): Outcome {
+  if (status === 429) return OUTCOME.limited;
+  if (status >= 500) return OUTCOME.failed;
+  return status === 401 || status === 403 ? OUTCOME.denied : OUTCOME.rejected;
+}
+
+/**
+ * Maps every error to the JSON contract: ApiError by its code, anything else to a generic 500 with the
+ * details in the audit line only.
+ */
 const errorMapper = (): middy.MiddlewareObj<Event, Result> => ({
   onError: (request) => {
     const err = request.error;
-    const route = `${request.event.httpMethod} ${request.event.resource ?? request.event.path}`;
-    const userId = request.event.requestContext?.authorizer?.['userId'] as string | undefined;
-    const sourceIp = request.event.requestContext?.identity?.sourceIp;
+    const who = auditContext(request.event, request.context);
     if (err instanceof ApiError) {
-      const level = err.status >= 500 ? 'error' : 'warn';
-      logger[level]('request refused', { route, status: err.status, code: err.code, reason: err.reason, userId, sourceIp, cause: describeCause(err.cause) });
+      audit({ ...who, outcome: outcomeOf(err.status), reason: err.reason, status: err.status, detail: { code: err.code, cause: describeCause(err.cause) } });
       request.response = {
         statusCode: err.status,
         headers: { 'Content-Type': 'application/json', ...(err.retryAfter ? { 'Retry-After': String(err.retryAfter) } : {}) },
@@ -122,7 +148,7 @@ const errorMapper = (): middy.MiddlewareObj<Event, Result> => ({
       };
       return;
     }
-    logger.error('unexpected failure', { route, userId, sourceIp, cause: describeCause(err) });
+    audit({ ...who, outcome: OUTCOME.failed, reason: 'unexpected', status: 500, detail: { code: 'internal_error', cause: describeCause(err) } });
     request.response = { statusCode: 500, headers: { 'Content-Type': 'application/json' }, body: errorBody('internal_error') };
   },
 });
@@ -186,6 +212,8 @@ export interface HandlerOptions<B> {
 export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B>) => Promise<ApiResponse>) {
   const now = opts.now ?? Date.now;
   return middy<Event, Result>()
+    // Outermost: cold start and sampling first, metrics flushed after the audit line of any outcome.
+    .use(observe<Event, Result>())
     .use(responseHeaders(opts.allowedOrigins))
     .use(originGuard(opts.allowedOrigins))
     .use(
@@ -209,6 +237,7 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
       if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
       const body = parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
       const res = await logic({ body, caller, headers, requestId: context.awsRequestId });
+      audit({ ...auditContext(event, context), outcome: res.audit?.outcome ?? OUTCOME.issued, reason: res.audit?.reason ?? 'ok', status: res.status, detail: res.audit?.detail });
       return res.body === undefined
         ? { statusCode: res.status, headers: {}, body: '' }
         : { statusCode: res.status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(res.body) };

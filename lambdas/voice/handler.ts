@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { loadConfig } from '../shared/config';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
-import { logger, maskPhone } from '../shared/logger';
+import { maskPhone } from '../shared/logger';
 import { placeCall } from './service';
 
 const config = loadConfig();
@@ -14,7 +14,7 @@ export const handler = apiHandler(
   { allowedOrigins: config.allowedOrigins, schema, fieldHelp: { to: 'Field "to" must be a phone number in E.164 form, e.g. +14155550123.' } },
   async ({ body, caller, headers }) => {
     const { call, replayed } = await placeCall(deps, config, caller, body.to, headers['idempotency-key']);
-    logger.info('call', { outcome: replayed ? 'replayed' : 'started', userId: caller.userId, sourceIp: caller.sourceIp, callSid: call.sid, to: maskPhone(body.to) });
-    return { status: 201, body: { call } };
+    const audit = replayed ? { outcome: 'reused', reason: 'idempotent_replay' } as const : { outcome: 'issued', reason: 'call_placed' } as const;
+    return { status: 201, body: { call }, audit: { ...audit, detail: { callSid: call.sid, to: maskPhone(body.to) } } };
   },
 );
