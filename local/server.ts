@@ -98,12 +98,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   const url = `http://127.0.0.1:${actualPort}`;
 
   // The demo page is a second origin, as a real frontend is; it joins the allowlist only by default.
-  const demoSetting = options.demoPort ?? process.env['DEMO_PORT'] ?? (port === 0 ? 0 : actualPort + 1);
+  const chosen = options.demoPort ?? process.env['DEMO_PORT'];
+  const demoSetting = chosen ?? (port === 0 ? 0 : actualPort + 1);
   let demoUrl: string | undefined;
   if (demoSetting !== 'off') {
     const demo = demoServer({ apiUrl: url, apiPort: actualPort });
-    servers.push(demo);
-    demoUrl = `http://127.0.0.1:${await listen(demo, Number(demoSetting))}`;
+    try {
+      demoUrl = `http://127.0.0.1:${await listen(demo, Number(demoSetting))}`;
+      servers.push(demo);
+    } catch (err) {
+      // The API matters more than the demo: a busy default port only turns the demo off.
+      if (chosen !== undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      log(`Demo page off: port ${demoSetting} is in use (choose one with DEMO_PORT).`);
+    }
   }
 
   const env: Record<string, string> = {

