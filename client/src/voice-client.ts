@@ -196,8 +196,8 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
     if (res.status >= 400 && isObject(json) && isObject(json.error)) {
       const { code, message } = json.error;
       if (typeof code === 'string' && (API_ERROR_CODES as readonly string[]).includes(code)) {
-        const text = typeof message === 'string' && message ? message : code;
-        throw new VoiceApiError(code as ApiErrorCode, text, res.status, parseRetryAfter(res.headers.get('Retry-After')));
+        const sentence = typeof message === 'string' && message ? message : code;
+        throw new VoiceApiError(code as ApiErrorCode, sentence, res.status, parseRetryAfter(res.headers.get('Retry-After')));
       }
     }
     throw new VoiceApiError('unexpected_response', `The voice service answered unexpectedly (HTTP ${res.status}).`, res.status, parseRetryAfter(res.headers.get('Retry-After')));
