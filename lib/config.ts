@@ -24,6 +24,12 @@ export interface ServiceConfig {
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   /** Usage-plan quota: requests per period for the whole stage (a coarse backstop). */
   readonly quota: { readonly limit: number; readonly period: 'DAY' | 'WEEK' | 'MONTH' };
+  /** Reject signed-out sessions by asking Supabase (`GET /auth/v1/user`) on each uncached authorization. Default false. */
+  readonly onlineSessionCheck: boolean;
+  /** The project's anon (publishable) key, public by design; required when `onlineSessionCheck` is on. */
+  readonly supabaseAnonKey: string | undefined;
+  /** Serve `/voice` and `/hangup` only from the IP that opened the voice session (409 otherwise). Default false. */
+  readonly bindSessionToIp: boolean;
   /** How long API Gateway caches an authorizer decision, seconds. Default 60, max 3600. */
   readonly authorizerCacheTtlSeconds: number;
   /** CloudWatch Logs retention for function and access logs, days. Default 90. */
@@ -50,6 +56,8 @@ const DEFAULTS = {
   throttle: { rateLimit: 10, burstLimit: 20 },
   quota: { limit: 100_000, period: 'DAY' as const },
   authorizerCacheTtlSeconds: 60,
+  onlineSessionCheck: false,
+  bindSessionToIp: false,
   logRetentionDays: 90,
   stageName: 'prod',
 };
@@ -59,6 +67,12 @@ function int(raw: Raw, key: string, def: number, min: number, max: number, path 
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new ConfigError(path, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`, `set "${key}" to a whole number from ${min} to ${max}`);
   }
+  return v;
+}
+
+function bool(raw: Raw, key: string, def: boolean, fix: string): boolean {
+  const v = raw[key] ?? def;
+  if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`, fix);
   return v;
 }
 
@@ -129,6 +143,16 @@ export function parseConfig(raw: unknown): ServiceConfig {
     }
   }
 
+  const onlineSessionCheck = bool(r, 'onlineSessionCheck', DEFAULTS.onlineSessionCheck, 'set it to true to reject signed-out sessions (one Supabase request per uncached authorization)');
+  const bindSessionToIp = bool(r, 'bindSessionToIp', DEFAULTS.bindSessionToIp, 'set it to true to serve a voice session only to the IP that opened it');
+  const supabaseAnonKey = r['supabaseAnonKey'];
+  if (supabaseAnonKey !== undefined && (typeof supabaseAnonKey !== 'string' || !/^[A-Za-z0-9._-]{20,2048}$/.test(supabaseAnonKey))) {
+    throw new ConfigError('supabaseAnonKey', 'expected the project\'s anon or publishable key', 'copy it from your Supabase project\'s API settings');
+  }
+  if (onlineSessionCheck && supabaseAnonKey === undefined) {
+    throw new ConfigError('supabaseAnonKey', 'it is required when onlineSessionCheck is true (Supabase\'s auth API needs it)', 'set "supabaseAnonKey" to the project\'s anon or publishable key, or turn onlineSessionCheck off');
+  }
+
   const t = (r['throttle'] ?? DEFAULTS.throttle) as Raw;
   const q = (r['quota'] ?? DEFAULTS.quota) as Raw;
   const period = q['period'] ?? DEFAULTS.quota.period;
@@ -156,6 +180,9 @@ export function parseConfig(raw: unknown): ServiceConfig {
     },
     quota: { limit: int(q, 'limit', DEFAULTS.quota.limit, 1, 1_000_000_000, 'quota.limit'), period },
     authorizerCacheTtlSeconds: int(r, 'authorizerCacheTtlSeconds', DEFAULTS.authorizerCacheTtlSeconds, 0, 3600),
+    onlineSessionCheck,
+    supabaseAnonKey: supabaseAnonKey as string | undefined,
+    bindSessionToIp,
     logRetentionDays: int(r, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653),
     stageName,
   };

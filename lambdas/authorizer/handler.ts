@@ -9,6 +9,7 @@ import { isAllowedOrigin, readHeaders } from '../shared/http';
 import { CachedSecrets } from '../shared/secrets';
 import { allow, deny } from './policy';
 import { createVerifier } from './service';
+import { createSessionCheck } from './session-check';
 
 const config = loadConfig();
 const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
@@ -16,6 +17,7 @@ const verify = createVerifier({
   issuer: config.issuer,
   jwksUrl: config.jwksUrl,
   ...(config.supabaseJwtSecretId ? { hsSecret: () => secrets.get(config.supabaseJwtSecretId!) } : {}),
+  ...(config.sessionCheck ? { sessionCheck: createSessionCheck({ url: config.sessionCheckUrl, apiKey: config.supabaseAnonKey ?? '' }) } : {}),
 });
 
 /**

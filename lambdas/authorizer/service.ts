@@ -1,6 +1,7 @@
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { MAX_AUTHORIZATION_HEADER_BYTES } from '../shared/contract';
 import { UnavailableError } from '../shared/errors';
+import type { SessionCheck } from './session-check';
 
 /**
  * Verifies Supabase access tokens. Asymmetric tokens (ES256, RS256) are checked against the project's
@@ -20,6 +21,8 @@ export interface VerifierOptions {
   /** Key source (tests inject a local one); default: the remote JWKS, cached at module scope. */
   readonly jwks?: JWTVerifyGetKey;
   readonly now?: () => number;
+  /** Optional online check that the session is still signed in (off unless configured). */
+  readonly sessionCheck?: SessionCheck;
 }
 
 export interface Session {
@@ -90,6 +93,8 @@ export function createVerifier(opts: VerifierOptions) {
     // Supabase always sends a boolean; anything but an explicit false (or no claim) is treated as anonymous.
     if (payload['is_anonymous'] !== undefined && payload['is_anonymous'] !== false) return deny('anonymous');
     if (typeof payload.exp !== 'number') return deny('missing_exp');
+    // Last, and only for an otherwise valid token: a network call must not be an attacker's lever.
+    if (opts.sessionCheck && !(await opts.sessionCheck(token, payload.sub.toLowerCase()))) return deny('session_signed_out');
 
     return {
       ok: true,

@@ -12,7 +12,7 @@ const schema = z.object({ callSid: z.string().regex(/^CA[0-9a-f]{32}$/) }).stric
 export const handler = apiHandler(
   { allowedOrigins: config.allowedOrigins, schema, fieldHelp: { callSid: 'Field "callSid" must be "CA" followed by 32 lowercase hex digits.' } },
   async ({ body, caller }) => {
-    const { call, twilioCalled } = await hangUp(deps, caller, body.callSid);
+    const { call, twilioCalled } = await hangUp(deps, caller, body.callSid, config);
     return { status: 200, body: { call }, audit: { outcome: 'ended', reason: twilioCalled ? 'ended' : 'already_ended', detail: { callSid: call.sid } } };
   },
 );

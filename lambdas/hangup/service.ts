@@ -7,10 +7,15 @@ import { ENDED_STATUSES } from '../shared/store';
  * Ends one of the caller's own calls. A call that is unknown or belongs to someone else is "not found",
  * with no difference visible and no Twilio request made. A call that has already ended is a success.
  */
-export async function hangUp(deps: Deps, caller: Caller, callSid: string): Promise<{ call: { sid: string; status: 'completed' }; twilioCalled: boolean }> {
+export async function hangUp(
+  deps: Deps,
+  caller: Caller,
+  callSid: string,
+  opts: { readonly bindSessionToIp?: boolean } = {},
+): Promise<{ call: { sid: string; status: 'completed' }; twilioCalled: boolean }> {
   const now = seconds(deps.now());
   const { session, call } = await deps.store.getSessionAndCall(caller.userId, callSid, now);
-  await requireSession(deps, session);
+  await requireSession(deps, session, opts.bindSessionToIp ? caller.sourceIp : undefined);
   if (!call) throw new CallNotFoundError({ reason: 'not_owned_or_unknown' });
   const done = { sid: callSid, status: 'completed' as const };
   if (ENDED_STATUSES.has(call.status)) return { call: done, twilioCalled: false };

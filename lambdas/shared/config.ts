@@ -21,6 +21,9 @@ export const ENV = {
   DIAL_PREFIXES: 'DIAL_PREFIXES',
   SECRET_CACHE_TTL_SECONDS: 'SECRET_CACHE_TTL_SECONDS',
   TWILIO_API_BASE_URL: 'TWILIO_API_BASE_URL',
+  BIND_SESSION_TO_IP: 'BIND_SESSION_TO_IP',
+  SESSION_CHECK: 'SESSION_CHECK',
+  SUPABASE_ANON_KEY: 'SUPABASE_ANON_KEY',
 } as const;
 
 export interface LambdaConfig {
@@ -42,11 +45,21 @@ export interface LambdaConfig {
   readonly secretCacheTtlSeconds: number;
   /** Override of `https://api.twilio.com` (a loopback stand-in in local mode and tests). */
   readonly twilioApiBaseUrl: string | undefined;
+  /** `/voice` and `/hangup` only from the IP that opened the voice session (409 otherwise). Default off. */
+  readonly bindSessionToIp: boolean;
+  /** Ask Supabase (`GET /auth/v1/user`) whether the session is still signed in. Default off. */
+  readonly sessionCheck: boolean;
+  /** `${SUPABASE_URL}/auth/v1/user` */
+  readonly sessionCheckUrl: string;
+  /** The project's anon (publishable) key, which Supabase's auth API requires as `apikey`; public, not a secret. */
+  readonly supabaseAnonKey: string | undefined;
 }
 
 function list(v: string | undefined): string[] {
   return (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
+
+const flag = (v: string | undefined) => v === 'true';
 
 function num(env: NodeJS.ProcessEnv, key: string, def: number): number {
   const raw = env[key];
@@ -80,5 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
     dialPrefixes: list(env[ENV.DIAL_PREFIXES]),
     secretCacheTtlSeconds: num(env, ENV.SECRET_CACHE_TTL_SECONDS, 300),
     twilioApiBaseUrl: env[ENV.TWILIO_API_BASE_URL] || undefined,
+    bindSessionToIp: flag(env[ENV.BIND_SESSION_TO_IP]),
+    sessionCheck: flag(env[ENV.SESSION_CHECK]),
+    sessionCheckUrl: `${supabaseUrl}/auth/v1/user`,
+    supabaseAnonKey: env[ENV.SUPABASE_ANON_KEY] || undefined,
   };
 }

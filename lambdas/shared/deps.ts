@@ -40,10 +40,12 @@ export const seconds = (ms: number) => Math.floor(ms / 1000);
 
 /**
  * Proves a stored session is usable: present, unexpired (the store already filtered) and its token
- * decrypts under its key version and item binding. Anything else means "no voice session".
+ * decrypts under its key version and item binding; and, when sessions are bound to the IP that opened them,
+ * used from that IP. Anything else means "no voice session" (409): the client opens one from where it is.
  */
-export async function requireSession(deps: Deps, session: SessionRecord | undefined): Promise<SessionRecord> {
+export async function requireSession(deps: Deps, session: SessionRecord | undefined, boundTo?: string): Promise<SessionRecord> {
   if (!session) throw new NoVoiceSessionError({ reason: 'no_session' });
+  if (boundTo !== undefined && session.ip !== boundTo) throw new NoVoiceSessionError({ reason: 'session_ip_mismatch' });
   try {
     open(await deps.keyring(), sessionItemKey(session.userId), session);
   } catch (err) {

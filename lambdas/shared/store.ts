@@ -28,6 +28,8 @@ export interface SessionRecord {
   readonly ct: string;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** The source IP that opened the session; stored only when sessions are bound to it. */
+  readonly ip?: string;
 }
 
 export type CallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
@@ -106,7 +108,7 @@ export class DynamoStore implements Store {
       this.db.send(
         new PutItemCommand({
           TableName: this.table,
-          Item: { pk: userPk(s.userId), sk: S('SESSION'), kv: S(s.kv), ct: S(s.ct), issuedAt: N(s.issuedAt), expiresAt: N(s.expiresAt) },
+          Item: { pk: userPk(s.userId), sk: S('SESSION'), kv: S(s.kv), ct: S(s.ct), issuedAt: N(s.issuedAt), expiresAt: N(s.expiresAt), ...(s.ip ? { ip: S(s.ip) } : {}) },
         }),
       ),
     );
@@ -252,7 +254,8 @@ export class DynamoStore implements Store {
 function toSession(item: Record<string, AttributeValue>, now: number): SessionRecord | undefined {
   const expiresAt = num(item, 'expiresAt');
   if (expiresAt <= now) return undefined;
-  return { userId: str(item, 'pk').slice('USER#'.length), kv: str(item, 'kv'), ct: str(item, 'ct'), issuedAt: num(item, 'issuedAt'), expiresAt };
+  const ip = str(item, 'ip');
+  return { userId: str(item, 'pk').slice('USER#'.length), kv: str(item, 'kv'), ct: str(item, 'ct'), issuedAt: num(item, 'issuedAt'), expiresAt, ...(ip ? { ip } : {}) };
 }
 
 function toCall(item: Record<string, AttributeValue>, now: number): CallRecord | undefined {

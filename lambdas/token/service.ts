@@ -13,6 +13,8 @@ export interface TokenLimits {
   readonly ipTokenLimitPerMinute: number;
   /** Tokens minted per user per day. */
   readonly userTokenQuotaPerDay: number;
+  /** Bind the voice session to the source IP that opens it (a session from another IP is replaced). */
+  readonly bindSessionToIp?: boolean;
 }
 
 export interface SessionView {
@@ -36,7 +38,8 @@ export async function openSession(deps: Deps, limits: TokenLimits, caller: Calle
 
   const ttl = Math.min(limits.tokenTtlSeconds, 86_400);
   const existing = await deps.store.getSession(caller.userId, now);
-  if (existing && existing.expiresAt - now > renewBeforeSeconds(ttl)) {
+  const sameIp = !limits.bindSessionToIp || existing?.ip === caller.sourceIp;
+  if (existing && sameIp && existing.expiresAt - now > renewBeforeSeconds(ttl)) {
     try {
       open(await deps.keyring(), sessionItemKey(caller.userId), existing);
       return { session: view(existing.expiresAt), reused: true };
@@ -54,7 +57,7 @@ export async function openSession(deps: Deps, limits: TokenLimits, caller: Calle
   const jwt = deps.twilio.mintAccessToken(creds, twilioIdentity(caller.userId), ttl);
   const expiresAt = now + ttl;
   const sealed = seal(keyring, sessionItemKey(caller.userId), jwt);
-  await deps.store.putSession({ userId: caller.userId, ...sealed, issuedAt: now, expiresAt });
+  await deps.store.putSession({ userId: caller.userId, ...sealed, issuedAt: now, expiresAt, ...(limits.bindSessionToIp ? { ip: caller.sourceIp } : {}) });
   return { session: view(expiresAt), reused: false };
 }
 

@@ -9,6 +9,8 @@ export interface VoiceLimits {
   readonly userCallQuotaPerDay: number;
   /** E.164 prefixes calls may go to (toll-fraud guard). */
   readonly dialPrefixes: readonly string[];
+  /** Only the IP that opened the voice session may use it. */
+  readonly bindSessionToIp?: boolean;
 }
 
 /** How long a call record is kept for ownership checks (and hangup), seconds. */
@@ -56,7 +58,7 @@ export interface CallView {
  */
 export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller, to: string, idempotencyKey: string | undefined): Promise<{ call: CallView; replayed: boolean }> {
   const now = seconds(deps.now());
-  await requireSession(deps, await deps.store.getSession(caller.userId, now));
+  await requireSession(deps, await deps.store.getSession(caller.userId, now), limits.bindSessionToIp ? caller.sourceIp : undefined);
 
   if (!destinationAllowed(to, limits.dialPrefixes)) {
     const premium = BLOCKED_PREFIXES.some((p) => to.startsWith(p));

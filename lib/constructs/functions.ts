@@ -56,6 +56,8 @@ export class ServiceFunctions extends Construct {
         ...common,
         [ENV.USAGE_KEY_SECRET_ID]: secrets.usageKey.secretArn,
         ...(secrets.legacyJwt ? { [ENV.SUPABASE_JWT_SECRET_ID]: secrets.legacyJwt.secretArn } : {}),
+        // The anon key is public (every frontend embeds it); Supabase's auth API wants it beside the user's token.
+        ...(config.onlineSessionCheck ? { [ENV.SESSION_CHECK]: 'true', [ENV.SUPABASE_ANON_KEY]: config.supabaseAnonKey ?? '' } : {}),
       },
     });
     secrets.usageKey.grantRead(this.authorizer);
@@ -71,6 +73,7 @@ export class ServiceFunctions extends Construct {
       [ENV.USER_TOKEN_QUOTA_PER_DAY]: String(config.userTokenQuotaPerDay),
       [ENV.USER_CALL_QUOTA_PER_DAY]: String(config.userCallQuotaPerDay),
       [ENV.DIAL_PREFIXES]: config.dialPrefixes.join(','),
+      ...(config.bindSessionToIp ? { [ENV.BIND_SESSION_TO_IP]: 'true' } : {}),
     };
     const handler = (id: string, handlerDir: FunctionName, description: string): BaseFunction => {
       const fn = new BaseFunction(this, id, {

@@ -32,6 +32,8 @@ describe('the shipped cdk.json context', () => {
       throttle: { rateLimit: 10, burstLimit: 20 },
       quota: { limit: 100_000, period: 'DAY' },
       authorizerCacheTtlSeconds: 60,
+      onlineSessionCheck: false,
+      bindSessionToIp: false,
       logRetentionDays: 90,
       stageName: 'prod',
     });
