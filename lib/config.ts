@@ -36,6 +36,30 @@ export interface ServiceConfig {
   readonly logRetentionDays: number;
   /** Stage name. Default `prod`. */
   readonly stageName: string;
+  /** Level of the functions' diagnostic logs (audit lines are always written). Default `INFO`. */
+  readonly logLevel: LogLevelName;
+  /** Share of invocations that log at DEBUG whatever `logLevel` says, 0 to 1. Default 0.01. */
+  readonly debugLogSampleRate: number;
+  /** Alarms: where they notify, their thresholds and where their runbook lives. */
+  readonly alarms: AlarmConfig;
+}
+
+export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export interface AlarmConfig {
+  /** Email address subscribed to the alarm topic (confirm the subscription mail). Default: none. */
+  readonly email: string | undefined;
+  /** Static ceiling: tokens minted in 5 minutes that always alarm. Default 100. */
+  readonly tokensIssuedPer5Minutes: number;
+  /** Authorizer denials in 5 minutes that alarm. Default 50. */
+  readonly authDenialsPer5Minutes: number;
+  /** Rate-limited requests in 5 minutes that alarm. Default 25. */
+  readonly rateLimitedPer5Minutes: number;
+  /** Twilio upstream errors in 5 minutes that alarm. Default 5. */
+  readonly upstreamErrorsPer5Minutes: number;
+  /** Base URL of docs/runbook.md as your team reads it (e.g. its page in your Git host). Default `docs/runbook.md`. */
+  readonly runbookUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -60,7 +84,34 @@ const DEFAULTS = {
   bindSessionToIp: false,
   logRetentionDays: 90,
   stageName: 'prod',
+  logLevel: 'INFO' as const,
+  debugLogSampleRate: 0.01,
+  alarms: { tokensIssuedPer5Minutes: 100, authDenialsPer5Minutes: 50, rateLimitedPer5Minutes: 25, upstreamErrorsPer5Minutes: 5, runbookUrl: 'docs/runbook.md' },
 };
+
+function parseAlarms(raw: unknown): AlarmConfig {
+  const a = (raw ?? {}) as Raw;
+  if (typeof a !== 'object' || Array.isArray(a)) {
+    throw new ConfigError('alarms', `expected an object, got ${JSON.stringify(raw)}`, 'set "alarms" to an object such as {"email":"oncall@example.com"}');
+  }
+  const email = a['email'];
+  if (email !== undefined && (typeof email !== 'string' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email))) {
+    throw new ConfigError('alarms.email', `expected an email address, got ${JSON.stringify(email)}`, 'set it to the on-call address, e.g. "oncall@example.com", or leave it out');
+  }
+  const runbookUrl = a['runbookUrl'] ?? DEFAULTS.alarms.runbookUrl;
+  if (typeof runbookUrl !== 'string' || runbookUrl.length === 0 || runbookUrl.length > 300 || /[\s#]/.test(runbookUrl)) {
+    throw new ConfigError('alarms.runbookUrl', `expected a URL or path without spaces or "#", got ${JSON.stringify(runbookUrl)}`, 'set it to where your team reads docs/runbook.md, e.g. "https://git.example.com/voice-token/blob/main/docs/runbook.md"');
+  }
+  const d = DEFAULTS.alarms;
+  return {
+    email,
+    tokensIssuedPer5Minutes: int(a, 'tokensIssuedPer5Minutes', d.tokensIssuedPer5Minutes, 1, 1_000_000, 'alarms.tokensIssuedPer5Minutes'),
+    authDenialsPer5Minutes: int(a, 'authDenialsPer5Minutes', d.authDenialsPer5Minutes, 1, 1_000_000, 'alarms.authDenialsPer5Minutes'),
+    rateLimitedPer5Minutes: int(a, 'rateLimitedPer5Minutes', d.rateLimitedPer5Minutes, 1, 1_000_000, 'alarms.rateLimitedPer5Minutes'),
+    upstreamErrorsPer5Minutes: int(a, 'upstreamErrorsPer5Minutes', d.upstreamErrorsPer5Minutes, 1, 1_000_000, 'alarms.upstreamErrorsPer5Minutes'),
+    runbookUrl,
+  };
+}
 
 function int(raw: Raw, key: string, def: number, min: number, max: number, path = key): number {
   const v = raw[key] ?? def;
@@ -185,5 +236,24 @@ export function parseConfig(raw: unknown): ServiceConfig {
     bindSessionToIp,
     logRetentionDays: int(r, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653),
     stageName,
+    logLevel: parseLogLevel(r['logLevel']),
+    debugLogSampleRate: parseSampleRate(r['debugLogSampleRate']),
+    alarms: parseAlarms(r['alarms']),
   };
+}
+
+function parseLogLevel(raw: unknown): LogLevelName {
+  const v = raw ?? DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(v as LogLevelName)) {
+    throw new ConfigError('logLevel', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(v)}`, 'set it to "INFO" (audit lines are written at every level)');
+  }
+  return v as LogLevelName;
+}
+
+function parseSampleRate(raw: unknown): number {
+  const v = raw ?? DEFAULTS.debugLogSampleRate;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
+    throw new ConfigError('debugLogSampleRate', `expected a number from 0 to 1, got ${JSON.stringify(v)}`, 'set it to e.g. 0.01 to log 1% of invocations at DEBUG, or 0 for none');
+  }
+  return v;
 }

@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import type { ServiceConfig } from './config';
 import { Api } from './constructs/api';
 import { ServiceFunctions } from './constructs/functions';
+import { Monitoring } from './constructs/monitoring';
 import { Secrets, type TWILIO_SECRET_FIELDS } from './constructs/secrets';
 import { TokenTable } from './constructs/token-table';
 
@@ -26,6 +27,7 @@ export class VoiceTokenStack extends Stack {
   public readonly secrets: Secrets;
   public readonly functions: ServiceFunctions;
   public readonly api: Api;
+  public readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: VoiceTokenStackProps) {
     super(scope, id, props);
@@ -39,6 +41,14 @@ export class VoiceTokenStack extends Stack {
       authorizer: this.functions.authorizer,
       handlers: this.functions.handlers,
       usageKeySecret: this.secrets.usageKey,
+    });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      alarms: config.alarms,
+      restApi: this.api.restApi,
+      accessLogs: this.api.accessLogs,
+      table: this.table.table,
+      functions: { Authorizer: this.functions.authorizer, Token: this.functions.handlers.token, Voice: this.functions.handlers.voice, Hangup: this.functions.handlers.hangup },
     });
 
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
@@ -56,6 +66,8 @@ export class VoiceTokenStack extends Stack {
     output('VoiceFunctionName', this.functions.handlers.voice.functionName, 'POST /api/twilio/voice');
     output('HangupFunctionName', this.functions.handlers.hangup.functionName, 'POST /api/twilio/hangup');
     output('AccessLogGroupName', this.api.accessLogs.logGroupName, 'API Gateway access logs (JSON)');
+    output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic every alarm notifies; subscribe on-call to it (docs/runbook.md)');
+    output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard for on-call and the security team');
     output(
       'NextStep',
       Fn.join('', [

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ENV } from '../../lambdas/shared/config';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/shared/observability';
 import type { ServiceConfig } from '../config';
 import type { FunctionName } from '../routes';
 import { BaseFunction } from './base-function';
@@ -10,8 +11,7 @@ import type { TokenTable } from './token-table';
 /** How long the Lambdas cache a secret value before reading it again, seconds. */
 export const SECRET_CACHE_TTL_SECONDS = 300;
 /** Powertools service name and metrics namespace shared by all functions (logs and metrics group by it). */
-export const SERVICE_NAME = 'twilio-voice-token';
-export const METRICS_NAMESPACE = 'TwilioVoiceToken';
+export { METRICS_NAMESPACE, SERVICE_NAME };
 
 export interface ServiceFunctionsProps {
   readonly config: ServiceConfig;
@@ -41,7 +41,9 @@ export class ServiceFunctions extends Construct {
       [ENV.SECRET_CACHE_TTL_SECONDS]: String(SECRET_CACHE_TTL_SECONDS),
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_LOG_LEVEL: config.logLevel,
+      // Share of invocations whose diagnostic logs are written at DEBUG (Powertools re-rolls it per invocation).
+      POWERTOOLS_LOGGER_SAMPLE_RATE: String(config.debugLogSampleRate),
     };
 
     this.authorizer = new BaseFunction(this, 'Authorizer', {

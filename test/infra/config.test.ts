@@ -36,6 +36,9 @@ describe('the shipped cdk.json context', () => {
       bindSessionToIp: false,
       logRetentionDays: 90,
       stageName: 'prod',
+      logLevel: 'INFO',
+      debugLogSampleRate: 0.01,
+      alarms: { email: undefined, tokensIssuedPer5Minutes: 100, authDenialsPer5Minutes: 50, rateLimitedPer5Minutes: 25, upstreamErrorsPer5Minutes: 5, runbookUrl: 'docs/runbook.md' },
     });
   });
 

@@ -20,7 +20,7 @@ const envOf = (fn: typeof authorizer): Record<string, unknown> =>
 const roleId = (fn: typeof authorizer): string => logicalId(stack, fn.role ?? fn);
 const ref = (construct: Parameters<typeof logicalId>[1]) => ({ Ref: logicalId(stack, construct) });
 
-const COMMON_ENV = [ENV.SUPABASE_URL, ENV.ALLOWED_ORIGINS, ENV.SECRET_CACHE_TTL_SECONDS, 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_LOG_LEVEL', 'NODE_OPTIONS'];
+const COMMON_ENV = [ENV.SUPABASE_URL, ENV.ALLOWED_ORIGINS, ENV.SECRET_CACHE_TTL_SECONDS, 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_LOGGER_SAMPLE_RATE', 'NODE_OPTIONS'];
 
 describe('functions', () => {
   it('deploys exactly four functions (no CDK helper functions)', () => {

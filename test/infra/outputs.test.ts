@@ -20,6 +20,8 @@ describe('stack outputs', () => {
         'VoiceFunctionName',
         'HangupFunctionName',
         'AccessLogGroupName',
+        'AlarmTopicArn',
+        'DashboardUrl',
         'NextStep',
       ].sort(),
     );

@@ -56,8 +56,8 @@ describe('token table', () => {
 });
 
 describe('KMS keys', () => {
-  it('uses two customer-managed keys, both rotated yearly by KMS and retained', () => {
-    template.resourceCountIs('AWS::KMS::Key', 2);
+  it('uses two customer-managed keys for data, both rotated yearly by KMS and retained (a third encrypts the alarm topic)', () => {
+    template.resourceCountIs('AWS::KMS::Key', 3);
     for (const key of [stack.table.key, stack.secrets.key]) {
       expect(resourceOf(key)).toMatchObject({ Properties: { EnableKeyRotation: true }, DeletionPolicy: 'Retain' });
     }
