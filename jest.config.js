@@ -6,7 +6,10 @@ const common = {
   transform,
   transformIgnorePatterns: ['/node_modules/(?!(@middy|jose)/)'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
-  setupFiles: ['<rootDir>/test/support/env.ts'],
+  setupFiles: ['<rootDir>/test/support/env.ts', '<rootDir>/test/support/log-capture-setup.ts'],
+  // Every structured log line of the run is scanned afterwards for tokens, secrets and phone numbers.
+  globalSetup: '<rootDir>/test/support/log-scan-setup.ts',
+  globalTeardown: '<rootDir>/test/support/log-scan-teardown.ts',
 };
 module.exports = {
   projects: [

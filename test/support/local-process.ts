@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { captureLogChunk } from './log-capture';
 
 /** `npm start` as a child process (tsx local/start.ts) on a free port, with its whole output captured. */
 export interface LocalProcess {
@@ -25,6 +26,9 @@ export async function startLocalProcess(env: Record<string, string> = {}): Promi
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  // Also into the whole-run log scan (test/support/log-scan.ts).
+  child.stdout!.on('data', captureLogChunk);
+  child.stderr!.on('data', captureLogChunk);
   const port = await new Promise<number>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`local mode did not start:\n${out}`)), 30_000);
     const check = () => {

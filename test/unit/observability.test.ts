@@ -4,6 +4,8 @@ import { audit, metrics, metricsFor } from '../../lambdas/shared/audit';
 import { RateLimitedError, UnavailableError, UpstreamError } from '../../lambdas/shared/errors';
 import { type ApiResponse, apiHandler } from '../../lambdas/shared/http';
 import { maskPhone } from '../../lambdas/shared/logger';
+import { registerCanary } from '../support/log-capture';
+import { findLeaks } from '../support/log-scan';
 import { AUDIT_FIELDS, AUDIT_MESSAGE, DIMENSION, METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../lambdas/shared/observability';
 
 /**
@@ -18,6 +20,7 @@ const USER_ID = '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
 const NUMBER = '+14155550123';
 const CANARY_TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJjYW5hcnkiOiJ0b2tlbi0xIn0.Y2FuYXJ5LXNpZ25hdHVyZQ';
 const CANARY_SECRET = 'canary-secret-7f3a9c';
+registerCanary(CANARY_TOKEN, CANARY_SECRET);
 
 interface Emf {
   _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
@@ -245,5 +248,23 @@ describe('cold starts', () => {
     await h(event('/api/twilio/token', '{}'), context('voice-token-Token'));
 
     expect(datapoints().filter((d) => d.startsWith(METRIC.ColdStart))).toEqual([`${METRIC.ColdStart}{service=${SERVICE_NAME},function_name=voice-token-Token}`]);
+  });
+});
+
+describe('the whole-run log scan (test/support/log-scan.ts), proved able to fail', () => {
+  const line = (fields: Record<string, unknown>) => JSON.stringify({ level: 'INFO', message: 'audit', ...fields });
+
+  test('passes clean audit lines with masked numbers', () => {
+    expect(findLeaks([line({ to: '+1********23', userId: USER_ID })], [CANARY_SECRET])).toEqual([]);
+  });
+
+  test.each([
+    ['a JWT', line({ token: CANARY_TOKEN })],
+    ['a bearer credential', line({ header: 'Bearer abcdefghijklmnop' })],
+    ['a private key', line({ key: '-----BEGIN PRIVATE KEY-----' })],
+    ['a full phone number', line({ to: NUMBER })],
+    ['a registered canary', JSON.stringify({ requestId: 'x', resourcePath: `/${CANARY_SECRET}` })],
+  ])('fails on %s', (name, text) => {
+    expect(findLeaks([text], [CANARY_SECRET])).toEqual([expect.stringContaining(name)]);
   });
 });

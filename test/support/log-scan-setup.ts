@@ -1,0 +1,2 @@
+import { setup } from './log-scan';
+export default setup;

@@ -1,0 +1,2 @@
+import { teardown } from './log-scan';
+export default teardown;
