@@ -7,11 +7,24 @@ import { Logger } from '@aws-lambda-powertools/logger';
  */
 export const logger = new Logger({ serviceName: process.env['POWERTOOLS_SERVICE_NAME'] ?? 'voice-token' });
 
-/** Keeps the country code and the last two digits: `+14155550123` → `+1*******23`. */
+/**
+ * Length of the E.164 country code at the start of `digits`, from the ITU zone structure: zones 1 and 7
+ * are one digit; in the other zones the codes listed here are two digits and the rest three.
+ */
+export function countryCodeLength(digits: string): 1 | 2 | 3 {
+  const first = digits[0];
+  if (first === '1' || first === '7') return 1;
+  const TWO_DIGIT: Readonly<Record<string, string>> = {
+    '2': '07', '3': '0123469', '4': '013456789', '5': '12345678', '6': '0123456', '8': '1246', '9': '0123458',
+  };
+  return (TWO_DIGIT[first ?? ''] ?? '').includes(digits[1] ?? '') ? 2 : 3;
+}
+
+/** Keeps the country code and the last two digits: `+14155550123` → `+1********23`, `+447911123456` → `+44********56`. */
 export function maskPhone(e164: string): string {
-  const m = /^\+(\d{1,3})(\d*)(\d{2})$/.exec(e164);
+  const m = /^\+(\d{7,15})$/.exec(e164);
   if (!m) return '[invalid]';
-  // Country codes are 1-3 digits; without a lookup table keep just the first digit group that is
-  // certainly the code's start, so no subscriber digits leak.
-  return `+${m[1]!.slice(0, 1)}${'*'.repeat(m[1]!.length - 1 + m[2]!.length)}${m[3]}`;
+  const digits = m[1]!;
+  const cc = countryCodeLength(digits);
+  return `+${digits.slice(0, cc)}${'*'.repeat(digits.length - cc - 2)}${digits.slice(-2)}`;
 }

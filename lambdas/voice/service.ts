@@ -29,6 +29,7 @@ export const BLOCKED_PREFIXES: readonly string[] = [
   '+1900', // NANP premium rate (1-900)
   '+1976', // NANP pay-per-call (976)
   '+449', // UK premium rate (09)
+  '+4484', // UK shared cost (084)
   '+4487', // UK special rate (087)
   '+4470', // UK personal numbering (070), often passed off as mobiles
   '+870', // Inmarsat

@@ -268,3 +268,20 @@ describe('the whole-run log scan (test/support/log-scan.ts), proved able to fail
     expect(findLeaks([text], [CANARY_SECRET])).toEqual([expect.stringContaining(name)]);
   });
 });
+
+describe('phone numbers in logs', () => {
+  test.each([
+    ['+14155550123', '+1********23'],
+    ['+447911123456', '+44********56'],
+    ['+79161234567', '+7********67'],
+    ['+35312345678', '+353******78'],
+    ['+8613812345678', '+86*********78'],
+    ['+97150123456', '+971******56'],
+  ])('masks %s to its country code and last two digits', (number, masked) => {
+    expect(maskPhone(number)).toBe(masked);
+  });
+
+  test('rejects anything that is not E.164 rather than echoing it', () => {
+    expect(maskPhone('0044 7911 123456')).toBe('[invalid]');
+  });
+});

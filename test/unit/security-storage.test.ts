@@ -192,6 +192,7 @@ describe('toll-fraud guard', () => {
     ['+19765550123', 'NANP 976 pay-per-call'],
     ['+449098790000', 'UK 09 premium rate'],
     ['+448712345678', 'UK 087 special rate'],
+    ['+448451234567', 'UK 084 shared cost'],
     ['+447012345678', 'UK 070 personal numbering'],
     ['+870772001234', 'Inmarsat'],
     ['+881612345678', 'satellite (GMSS)'],
