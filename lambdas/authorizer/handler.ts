@@ -5,7 +5,7 @@ import { AWS_CLIENT_OPTIONS } from '../shared/aws';
 import { loadConfig } from '../shared/config';
 import { audit, observe } from '../shared/audit';
 import { ApiError } from '../shared/errors';
-import { isAllowedOrigin, readHeaders } from '../shared/http';
+import { readHeaders, readableOrigin } from '../shared/http';
 import { CachedSecrets } from '../shared/secrets';
 import { allow, deny } from './policy';
 import { createVerifier } from './service';
@@ -26,9 +26,9 @@ const verify = createVerifier({
  * Gateway reports as AUTHORIZER_FAILURE, a 503: fail closed.
  */
 export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>().use(observe()).handler(async (event, context) => {
-  const { headers, duplicate } = readHeaders(event as Parameters<typeof readHeaders>[0]);
-  const origin = headers['origin'];
-  const corsOrigin = !duplicate.has('origin') && isAllowedOrigin(origin, config.allowedOrigins) ? origin : '';
+  const parsed = readHeaders(event as Parameters<typeof readHeaders>[0]);
+  const { headers, duplicate } = parsed;
+  const corsOrigin = readableOrigin(parsed, config.allowedOrigins) ?? '';
   const sourceIp = event.requestContext?.identity?.sourceIp;
   const route = `${event.httpMethod} ${event.resource}`;
   const who = { operation: 'authorizer', route, sourceIp, requestId: event.requestContext?.requestId, lambdaRequestId: context.awsRequestId } as const;

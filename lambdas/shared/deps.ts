@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AWS_CLIENT_OPTIONS } from './aws';
 import type { LambdaConfig } from './config';
-import { type Keyring, open, parseKeyring } from './crypto';
+import { DecryptionError, type Keyring, open, parseKeyring } from './crypto';
 import { NoVoiceSessionError } from './errors';
 import { logger } from './logger';
 import { CachedSecrets, parsedSecret } from './secrets';
@@ -39,6 +39,21 @@ export function productionDeps(config: LambdaConfig): Deps {
 export const seconds = (ms: number) => Math.floor(ms / 1000);
 
 /**
+ * Whether a stored session's token still decrypts under its key version and item binding. A session that
+ * does not (tampered, or its key version retired) is logged and treated as absent by every caller.
+ */
+export async function sessionDecrypts(deps: Deps, session: SessionRecord): Promise<boolean> {
+  try {
+    open(await deps.keyring(), sessionItemKey(session.userId), session);
+    return true;
+  } catch (err) {
+    if (!(err instanceof DecryptionError)) throw err;
+    logger.warn('stored session failed authentication', { userId: session.userId, kv: session.kv });
+    return false;
+  }
+}
+
+/**
  * Proves a stored session is usable: present, unexpired (the store already filtered) and its token
  * decrypts under its key version and item binding; and, when sessions are bound to the IP that opened them,
  * used from that IP. Anything else means "no voice session" (409): the client opens one from where it is.
@@ -46,14 +61,6 @@ export const seconds = (ms: number) => Math.floor(ms / 1000);
 export async function requireSession(deps: Deps, session: SessionRecord | undefined, boundTo?: string): Promise<SessionRecord> {
   if (!session) throw new NoVoiceSessionError({ reason: 'no_session' });
   if (boundTo !== undefined && session.ip !== boundTo) throw new NoVoiceSessionError({ reason: 'session_ip_mismatch' });
-  try {
-    open(await deps.keyring(), sessionItemKey(session.userId), session);
-  } catch (err) {
-    if (err instanceof Error && err.name === 'DecryptionError') {
-      logger.warn('stored session failed authentication', { userId: session.userId, kv: session.kv });
-      throw new NoVoiceSessionError({ reason: 'session_undecryptable' });
-    }
-    throw err;
-  }
+  if (!(await sessionDecrypts(deps, session))) throw new NoVoiceSessionError({ reason: 'session_undecryptable' });
   return session;
 }

@@ -79,16 +79,18 @@ export function isAllowedOrigin(origin: string | undefined, allowed: readonly st
 /** Refuses a request whose `Origin` is not on the allowlist, before anything else runs (CSRF guard). */
 const originGuard = (allowed: readonly string[]): middy.MiddlewareObj<Event, Result> => ({
   before: (request) => {
-    const sent = readHeaders(request.event).headers['origin'] !== undefined;
-    if (sent && readableBy(request.event, allowed) === undefined) {
+    const parsed = readHeaders(request.event);
+    if (parsed.headers['origin'] !== undefined && readableOrigin(parsed, allowed) === undefined) {
       throw new OriginNotAllowedError({ reason: 'origin_not_allowed' });
     }
   },
 });
 
-/** The request's origin when exactly one `Origin` header names an allowlisted origin, else undefined. */
-function readableBy(event: Pick<Event, 'headers' | 'multiValueHeaders'>, allowed: readonly string[]): string | undefined {
-  const { headers, duplicate } = readHeaders(event);
+/**
+ * The request's origin when exactly one `Origin` header names an allowlisted origin, else undefined: the one
+ * rule for who may read a response, used by the handlers' CORS and by the authorizer's `corsOrigin`.
+ */
+export function readableOrigin({ headers, duplicate }: ReturnType<typeof readHeaders>, allowed: readonly string[]): string | undefined {
   const origin = headers['origin'];
   return !duplicate.has('origin') && isAllowedOrigin(origin, allowed) ? origin : undefined;
 }
@@ -101,7 +103,7 @@ const responseHeaders = (allowed: readonly string[]): middy.MiddlewareObj<Event,
   const apply = (request: middy.Request<Event, Result>) => {
     if (!request.response) return;
     const headers = { ...(request.response.headers ?? {}) } as Record<string, string | number | boolean>;
-    if (readableBy(request.event, allowed) === undefined) {
+    if (readableOrigin(readHeaders(request.event), allowed) === undefined) {
       for (const k of Object.keys(headers)) if (k.toLowerCase().startsWith('access-control-')) delete headers[k];
     }
     Object.assign(headers, SECURITY_HEADERS);

@@ -1,8 +1,7 @@
-import { open, seal } from '../shared/crypto';
-import { type Deps, seconds } from '../shared/deps';
+import { seal } from '../shared/crypto';
+import { type Deps, seconds, sessionDecrypts } from '../shared/deps';
 import { RateLimitedError } from '../shared/errors';
 import type { Caller } from '../shared/http';
-import { logger } from '../shared/logger';
 import { sessionItemKey } from '../shared/store';
 import { twilioIdentity } from '../shared/twilio';
 
@@ -39,15 +38,9 @@ export async function openSession(deps: Deps, limits: TokenLimits, caller: Calle
   const ttl = Math.min(limits.tokenTtlSeconds, 86_400);
   const existing = await deps.store.getSession(caller.userId, now);
   const sameIp = !limits.bindSessionToIp || existing?.ip === caller.sourceIp;
-  if (existing && sameIp && existing.expiresAt - now > renewBeforeSeconds(ttl)) {
-    try {
-      open(await deps.keyring(), sessionItemKey(caller.userId), existing);
-      return { session: view(existing.expiresAt), reused: true };
-    } catch (err) {
-      if (!(err instanceof Error) || err.name !== 'DecryptionError') throw err;
-      // A session that no longer decrypts (tampered, or its key version retired) is replaced.
-      logger.warn('replacing a stored session that failed authentication', { userId: caller.userId });
-    }
+  // A session that no longer decrypts (tampered, or its key version retired) is replaced below.
+  if (existing && sameIp && existing.expiresAt - now > renewBeforeSeconds(ttl) && (await sessionDecrypts(deps, existing))) {
+    return { session: view(existing.expiresAt), reused: true };
   }
 
   const quota = await deps.store.consume(`user-token#${caller.userId}`, limits.userTokenQuotaPerDay, 86_400, now);
