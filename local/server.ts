@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
+import { type Server, createServer } from 'node:http';
 import { ENV } from '../lambdas/shared/config';
 import { demoServer } from './demo-server';
 import { createGateway } from './gateway';
@@ -45,8 +45,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   const secrets = await loadLocalSecrets();
   const servers: Server[] = [];
 
-  // Embedded DynamoDB, in memory.
-  // The stand-ins of AWS services answer only requests signed with this run's random access key id.
+  // Embedded DynamoDB, in memory. The stand-ins of AWS services answer only requests signed with this run's random access key id.
   const accessKeyId = `LOCAL${randomBytes(8).toString('hex').toUpperCase()}`;
   const dynamo = await startEmbeddedTable(TABLE, accessKeyId);
   const dynamoEndpoint = dynamo.endpoint;
@@ -84,17 +83,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   const smEndpoint = `http://127.0.0.1:${await listen(sm, 0)}`;
 
   const port = options.port ?? Number(process.env['PORT'] ?? 3000);
-  // The gateway must know its port before the functions load (the issuer URL is part of their config).
-  const gatewayPlaceholder = createGateway({
-    functions: {} as never,
-    authorizer: (() => undefined) as never,
-    authorizerCacheTtlSeconds: 0,
-    stage: 'local',
-    staticRoutes: {},
-    accessLog: () => undefined,
-  });
-  const actualPort = await listen(gatewayPlaceholder, port);
-  await close(gatewayPlaceholder);
+  // The gateway must know its port before the functions load (the issuer URL is part of their config):
+  // claim it with a bare server (this also resolves PORT=0 to a free port), then hand it over.
+  const probe = createServer();
+  const actualPort = await listen(probe, port);
+  await close(probe);
   const url = `http://127.0.0.1:${actualPort}`;
 
   // The demo page is a second origin, as a real frontend is; it joins the allowlist only by default.
