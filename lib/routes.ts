@@ -4,7 +4,7 @@
  */
 
 /** The Lambda functions behind the API (the authorizer is not a route target). */
-export type FunctionName = 'token' | 'voice' | 'hangup';
+export type FunctionName = 'token' | 'voice' | 'hangup' | 'status';
 
 export interface Route {
   /** HTTP method as API Gateway spells it. */
@@ -13,8 +13,11 @@ export interface Route {
   readonly path: string;
   /** The function that serves the route. */
   readonly fn: FunctionName;
-  /** Whether the Supabase Lambda authorizer guards the route. Preflight (`OPTIONS`) never is. */
-  readonly authorized: true;
+  /**
+   * Whether the Supabase Lambda authorizer guards the route (browser routes, with CORS preflight). The one
+   * route that is not, Twilio's status callback, proves itself with `X-Twilio-Signature` instead.
+   */
+  readonly authorized: boolean;
   /** Name of the API Gateway request model that validates the body, if API Gateway can do it. */
   readonly model?: 'TokenRequest' | 'VoiceRequest' | 'HangupRequest';
 }
@@ -23,10 +26,18 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/api/twilio/token', fn: 'token', authorized: true, model: 'TokenRequest' },
   { method: 'POST', path: '/api/twilio/voice', fn: 'voice', authorized: true, model: 'VoiceRequest' },
   { method: 'POST', path: '/api/twilio/hangup', fn: 'hangup', authorized: true, model: 'HangupRequest' },
+  { method: 'DELETE', path: '/api/twilio/token', fn: 'token', authorized: true },
+  { method: 'POST', path: '/api/twilio/status', fn: 'status', authorized: false },
 ];
 
-/** Distinct resource paths; each gets an `OPTIONS` preflight method served by the route's function. */
-export const RESOURCE_PATHS: readonly string[] = [...new Set(ROUTES.map((r) => r.path))];
+/** The path Twilio's status callbacks are sent to (below the public base URL). */
+export const STATUS_CALLBACK_PATH = '/api/twilio/status';
+
+/**
+ * Distinct resource paths of the browser routes; each gets an `OPTIONS` preflight method served by the
+ * route's function. Twilio's callback path has none: no browser may call it.
+ */
+export const RESOURCE_PATHS: readonly string[] = [...new Set(ROUTES.filter((r) => r.authorized).map((r) => r.path))];
 
 export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '../lambdas/shared/contract';
 

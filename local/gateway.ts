@@ -138,7 +138,10 @@ export function createGateway(o: GatewayOptions): Server {
     const target = req.url ?? '/';
     const q = target.indexOf('?');
     const path = q < 0 ? target : target.slice(0, q);
-    const query = Object.fromEntries(new URLSearchParams(q < 0 ? '' : target.slice(q + 1)));
+    const queryPairs = [...new URLSearchParams(q < 0 ? '' : target.slice(q + 1))];
+    const query = Object.fromEntries(queryPairs);
+    const multiQuery: Record<string, string[]> = {};
+    for (const [k, v] of queryPairs) (multiQuery[k] ??= []).push(v);
     let principalId = '';
     const log = (status: number, extra: Record<string, unknown> = {}) =>
       o.accessLog(
@@ -201,7 +204,7 @@ export function createGateway(o: GatewayOptions): Server {
           headers,
           multiValueHeaders,
           queryStringParameters: query,
-          multiValueQueryStringParameters: {},
+          multiValueQueryStringParameters: multiQuery,
           pathParameters: {},
           stageVariables: {},
           requestContext: requestContext(requestId, method, path, sourceIp, {}),
@@ -225,8 +228,8 @@ export function createGateway(o: GatewayOptions): Server {
       httpMethod: method,
       headers,
       multiValueHeaders,
-      queryStringParameters: Object.keys(query).length ? query : null,
-      multiValueQueryStringParameters: null,
+      queryStringParameters: queryPairs.length ? query : null,
+      multiValueQueryStringParameters: queryPairs.length ? multiQuery : null,
       pathParameters: null,
       stageVariables: null,
       body: body.length ? body.toString('utf8') : null,

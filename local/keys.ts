@@ -33,6 +33,7 @@ async function generate(): Promise<LocalSecrets> {
       apiKeySecret: hex(16),
       twimlAppSid: `AP${hex(16)}`,
       callerId: '+15005550006',
+      authToken: hex(16),
     },
     encryptionKeys: { current: 'v1', keys: { v1: randomBytes(32).toString('base64') } },
     usageKey: hex(20),
@@ -43,7 +44,14 @@ async function generate(): Promise<LocalSecrets> {
 export async function loadLocalSecrets(): Promise<LocalSecrets> {
   const dir = localDir();
   const file = join(dir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+  if (existsSync(file)) {
+    const existing = JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+    // Files written before status callbacks existed lack the auth token that signs them: add one.
+    if (existing.twilio['authToken']) return existing;
+    const upgraded = { ...existing, twilio: { ...existing.twilio, authToken: hex(16) } };
+    writeFileSync(file, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
+    return upgraded;
+  }
   const secrets = await generate();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });

@@ -9,13 +9,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Server, createServer } from 'node:http';
 import { ENV } from '../lambdas/shared/config';
+import { STATUS_CALLBACK_PATH } from '../lib/routes';
 import { demoServer } from './demo-server';
 import { createGateway } from './gateway';
 import { close, listen } from './http-util';
 import { loadLocalSecrets } from './keys';
 import { startEmbeddedTable } from './table';
 import { secretsManagerStandIn } from './secrets-manager';
-import { type TwilioStandIn, twilioStandIn } from './twilio-standin';
+import { DEFAULT_TIMING, type TwilioStandIn, twilioStandIn } from './twilio-standin';
 
 export interface LocalOptions {
   /** Gateway port; 0 picks a free one. Default: $PORT or 3000. */
@@ -60,12 +61,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
         ...(process.env['TWILIO_TWIML_APP_SID'] ? { twimlAppSid: process.env['TWILIO_TWIML_APP_SID'] } : {}),
         ...(process.env['TWILIO_VOICE_URL'] ? { voiceUrl: process.env['TWILIO_VOICE_URL'] } : {}),
         callerId: process.env['TWILIO_CALLER_ID'] ?? '',
+        ...(process.env['TWILIO_AUTH_TOKEN'] ? { authToken: process.env['TWILIO_AUTH_TOKEN'] } : {}),
       }
     : secrets.twilio;
   let twilio: TwilioStandIn | undefined;
   let twilioBase = '';
   if (!real) {
-    twilio = twilioStandIn(secrets.twilio as { accountSid: string; apiKeySid: string; apiKeySecret: string });
+    const talk = Number(process.env['TWILIO_STANDIN_TALK_SECONDS']);
+    const timing = Number.isFinite(talk) && talk > 0 ? { ...DEFAULT_TIMING, talkMs: talk * 1000 } : DEFAULT_TIMING;
+    twilio = twilioStandIn(secrets.twilio as { accountSid: string; apiKeySid: string; apiKeySecret: string; authToken: string }, timing);
     servers.push(twilio.server);
     twilioBase = `http://127.0.0.1:${await listen(twilio.server, 0)}`;
   }
@@ -121,6 +125,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     [ENV.SUPABASE_URL]: url,
     [ENV.ALLOWED_ORIGINS]: process.env['ALLOWED_ORIGINS'] ?? ['http://localhost:5173', ...(demoUrl ? [demoUrl] : [])].join(','),
     [ENV.DIAL_PREFIXES]: process.env['DIAL_PREFIXES'] ?? '+1,+44',
+    // Where Twilio reports call progress: this gateway for the stand-in; with real Twilio, a public URL
+    // (a tunnel to this port) in PUBLIC_BASE_URL, since Twilio cannot reach 127.0.0.1.
+    [ENV.STATUS_CALLBACK_URL]: `${process.env['PUBLIC_BASE_URL'] ?? url}${STATUS_CALLBACK_PATH}`,
     POWERTOOLS_SERVICE_NAME: 'voice-token-local',
     ...(twilioBase ? { [ENV.TWILIO_API_BASE_URL]: twilioBase } : {}),
     ...(options.env ?? {}),
@@ -128,17 +135,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   Object.assign(process.env, env);
 
   // Loaded only now, so their module-scope config reads the environment above: exactly as on Lambda.
-  const [authorizer, token, voice, hangup] = await Promise.all([
+  const [authorizer, token, voice, hangup, status] = await Promise.all([
     import('../lambdas/authorizer/handler'),
     import('../lambdas/token/handler'),
     import('../lambdas/voice/handler'),
     import('../lambdas/hangup/handler'),
+    import('../lambdas/status/handler'),
   ]);
   const jwks = JSON.stringify({ keys: [secrets.issuer.publicJwk] });
   // The API's own description (docs/openapi.json), with this run's URL as its first server.
   const openapi = localOpenApi(url);
   const gateway = createGateway({
-    functions: { token: token.handler, voice: voice.handler, hangup: hangup.handler },
+    functions: { token: token.handler, voice: voice.handler, hangup: hangup.handler, status: status.handler },
     authorizer: authorizer.handler,
     authorizerCacheTtlSeconds: Number(process.env['AUTHORIZER_CACHE_TTL_SECONDS'] ?? 60),
     stage: 'local',

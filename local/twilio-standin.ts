@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { twilioSignature } from '../lambdas/shared/twilio-signature';
 import { readBody } from './http-util';
 
 /**
@@ -7,37 +8,156 @@ import { readBody } from './http-util';
  * 2010-04-01 (create, fetch, update). Authenticates with the API key like Twilio, answers with Twilio's
  * JSON shapes and error codes, and keeps every call in memory. Magic number `+15005550001` is refused with
  * 21211 (invalid "To"), as with Twilio's test credentials.
+ *
+ * Like Twilio, it reports each call's progress to the call's `StatusCallback` URL (form-encoded POSTs signed
+ * with the auth token in `X-Twilio-Signature`, for the events asked for in `StatusCallbackEvent`): initiated,
+ * ringing, answered (`in-progress`), then completed when the far end hangs up after `talkMs`, or at once when
+ * the call is ended through the API. Magic number `+15005550002` is busy, `+15005550003` does not answer.
  */
+
+export type StandInStatus = 'queued' | 'initiated' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'no-answer' | 'canceled';
 
 export interface StandInCall {
   sid: string;
   to: string;
   from: string;
-  status: 'queued' | 'ringing' | 'in-progress' | 'completed' | 'canceled';
+  status: StandInStatus;
   params: Record<string, string>;
+  /** StatusCallbackEvent values, in the order sent. */
+  events: string[];
+  answeredAt?: number;
+  timers: NodeJS.Timeout[];
+  /** Callbacks are sent one after another, like Twilio's, in order. */
+  chain: Promise<void>;
+  sequence: number;
+}
+
+/** When the stand-in moves a call on, milliseconds after it was created (completed: after it was answered). */
+export interface CallTiming {
+  readonly ringMs: number;
+  readonly answerMs: number;
+  /** How long the far end talks before hanging up. */
+  readonly talkMs: number;
+}
+
+/** Defaults for local mode: the far end hangs up after 30 s. `TWILIO_STANDIN_TALK_SECONDS` changes that. */
+export const DEFAULT_TIMING: CallTiming = { ringMs: 200, answerMs: 1500, talkMs: 30_000 };
+
+/** One status callback the stand-in sent, and what it got back. */
+export interface Delivery {
+  readonly url: string;
+  readonly params: Record<string, string>;
+  readonly status: number | 'error';
 }
 
 export interface TwilioStandIn {
   readonly server: Server;
   readonly calls: Map<string, StandInCall>;
   /** Every request received: method, path and form parameters (for contract tests). */
-  readonly requests: { method: string; path: string; params: Record<string, string> }[];
-  /** Makes the next N requests fail: with an HTTP status and Twilio error code, or by never answering. */
-  failNext(n: number, failure: { status: number; code: number } | 'timeout'): void;
+  readonly requests: { method: string; path: string; params: Record<string, string>; form: [string, string][] }[];
+  /** Status callbacks sent, in order, with the status each got. */
+  readonly deliveries: Delivery[];
+  /**
+   * Makes the next N requests fail: with an HTTP status and Twilio error code; by never answering
+   * (`timeout`: nothing done); or by doing the work and never answering (`lost-answer`).
+   */
+  failNext(n: number, failure: Failure): void;
+  /** The far end hangs up now (a call in progress completes; one still ringing is not answered). */
+  hangUpFarEnd(sid: string): void;
+  /** Resolves when every callback scheduled so far for the call has been delivered. */
+  settled(sid: string): Promise<void>;
+  /** Cancels pending callbacks (the server's close does too). */
+  stop(): void;
 }
+
+export type Failure = { status: number; code: number } | 'timeout' | 'lost-answer';
 
 export interface Credentials {
   readonly accountSid: string;
   readonly apiKeySid: string;
   readonly apiKeySecret: string;
+  /** Signs status callbacks; without it none are sent. */
+  readonly authToken?: string;
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 
-export function twilioStandIn(creds: Credentials): TwilioStandIn {
+export function twilioStandIn(creds: Credentials, timing: CallTiming = DEFAULT_TIMING): TwilioStandIn {
   const calls = new Map<string, StandInCall>();
   const requests: TwilioStandIn['requests'] = [];
-  let failures: { n: number; failure: { status: number; code: number } | 'timeout' } | undefined;
+  const deliveries: Delivery[] = [];
+
+  /** Sends one signed status callback for the call's current status (if the call asked for that event). */
+  const report = (call: StandInCall, event: string) => {
+    const url = call.params['StatusCallback'];
+    if (!url || !creds.authToken || !call.events.includes(event)) return;
+    call.sequence += 1;
+    const params: Record<string, string> = {
+      AccountSid: creds.accountSid,
+      ApiVersion: '2010-04-01',
+      CallSid: call.sid,
+      CallStatus: call.status,
+      CallbackSource: 'call-progress-events',
+      Called: call.to,
+      Caller: call.from,
+      Direction: 'outbound-api',
+      From: call.from,
+      SequenceNumber: String(call.sequence - 1),
+      Timestamp: new Date().toUTCString(),
+      To: call.to,
+      ...(event === 'completed' ? { CallDuration: String(call.answeredAt ? Math.round((Date.now() - call.answeredAt) / 1000) : 0), Duration: '1' } : {}),
+    };
+    const signature = twilioSignature(creds.authToken, url, Object.entries(params));
+    call.chain = call.chain.then(async () => {
+      let status: number | 'error' = 'error';
+      try {
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature, 'User-Agent': 'TwilioProxy/1.1' },
+          body: new URLSearchParams(params).toString(),
+          signal: AbortSignal.timeout(15_000),
+        });
+        status = res.status;
+        await res.arrayBuffer();
+      } catch {
+        // Twilio does not retry a failed status callback either.
+      }
+      deliveries.push({ url, params, status });
+    });
+  };
+
+  const ended = (c: StandInCall) => ['completed', 'busy', 'no-answer', 'canceled'].includes(c.status);
+  const end = (call: StandInCall, status: 'completed' | 'busy' | 'no-answer' | 'canceled') => {
+    if (ended(call)) return;
+    call.timers.forEach(clearTimeout);
+    call.status = status;
+    report(call, 'completed');
+  };
+  const schedule = (call: StandInCall, ms: number, step: () => void) => {
+    const t = setTimeout(() => {
+      if (!ended(call)) step();
+    }, ms);
+    t.unref();
+    call.timers.push(t);
+  };
+  /** Moves a new call through its life, as the far end would. */
+  const run = (call: StandInCall) => {
+    call.status = 'initiated';
+    report(call, 'initiated');
+    schedule(call, timing.ringMs, () => {
+      call.status = 'ringing';
+      report(call, 'ringing');
+      if (call.to === '+15005550002') return end(call, 'busy');
+      if (call.to === '+15005550003') return schedule(call, timing.answerMs, () => end(call, 'no-answer'));
+      schedule(call, timing.answerMs, () => {
+        call.status = 'in-progress';
+        call.answeredAt = Date.now();
+        report(call, 'answered');
+        schedule(call, timing.talkMs, () => end(call, 'completed'));
+      });
+    });
+  };
+  let failures: { n: number; failure: Failure } | undefined;
   const base = `/2010-04-01/Accounts/${creds.accountSid}/Calls`;
 
   const resource = (c: StandInCall) => {
@@ -54,9 +174,10 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
       from: c.from,
       from_formatted: c.from,
       phone_number_sid: null,
-      status: c.status,
+      // `initiated` exists only in status callbacks; the REST resource still says `queued`.
+      status: c.status === 'initiated' ? 'queued' : c.status,
       start_time: null,
-      end_time: c.status === 'completed' || c.status === 'canceled' ? now : null,
+      end_time: ended(c) ? now : null,
       duration: null,
       price: null,
       price_unit: 'USD',
@@ -82,8 +203,10 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
       const raw = (await readBody(req, 64 * 1024)) ?? Buffer.alloc(0);
       const path = (req.url ?? '').split('?')[0]!;
       const params = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-      requests.push({ method: req.method ?? '', path, params });
+      requests.push({ method: req.method ?? '', path, params, form: [...new URLSearchParams(raw.toString('utf8'))] });
+      let answer = true;
       const reply = (status: number, payload: unknown) => {
+        if (!answer) return; // the work is done, but the answer is lost on the way back
         res.writeHead(status, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify(payload));
       };
@@ -93,7 +216,8 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
       if (failures && failures.n > 0) {
         failures.n -= 1;
         if (failures.failure === 'timeout') return; // never answer: the client's timeout fires
-        return error(failures.failure.status, failures.failure.code, 'Injected failure');
+        if (failures.failure === 'lost-answer') answer = false;
+        else return error(failures.failure.status, failures.failure.code, 'Injected failure');
       }
       if (!authorised(req)) return error(401, 20003, 'Authenticate');
 
@@ -102,9 +226,13 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
         if (to === '+15005550001' || !E164.test(to)) return error(400, 21211, `The 'To' number ${to.slice(0, 20)} is not a valid phone number.`);
         if (!params['From']) return error(400, 21603, "A 'From' phone number is required.");
         if (!params['Url'] && !params['ApplicationSid'] && !params['Twiml']) return error(400, 21205, 'Url parameter is required.');
-        const call: StandInCall = { sid: `CA${randomBytes(16).toString('hex')}`, to, from: params['From'], status: 'queued', params };
+        const events = (raw.length ? new URLSearchParams(raw.toString('utf8')).getAll('StatusCallbackEvent') : []).flatMap((e) => e.split(/[\s,]+/)).filter(Boolean);
+        const call: StandInCall = { sid: `CA${randomBytes(16).toString('hex')}`, to, from: params['From'], status: 'queued', params, events: events.length ? events : ['completed'], timers: [], chain: Promise.resolve(), sequence: 0 };
         calls.set(call.sid, call);
-        return reply(201, resource(call));
+        reply(201, resource(call));
+        // Twilio starts dialling after answering the request.
+        setImmediate(() => run(call));
+        return;
       }
       const m = path.startsWith(`${base}/`) ? /^(CA[0-9a-f]{32})\.json$/.exec(path.slice(base.length + 1)) : null;
       const call = m ? calls.get(m[1]!) : undefined;
@@ -113,20 +241,32 @@ export function twilioStandIn(creds: Credentials): TwilioStandIn {
       if (call && req.method === 'POST') {
         const status = params['Status'];
         if (status !== 'completed' && status !== 'canceled') return error(400, 21218, 'Invalid Status value.');
-        if (call.status === 'completed' || call.status === 'canceled') return error(400, 21220, 'Call is not in-progress. Cannot redirect.');
-        call.status = status === 'canceled' && call.status === 'queued' ? 'canceled' : 'completed';
+        if (ended(call)) return error(400, 21220, 'Call is not in-progress. Cannot redirect.');
+        end(call, status === 'canceled' && call.status === 'queued' ? 'canceled' : 'completed');
         return reply(200, resource(call));
       }
       return error(404, 20404, `The requested resource ${path} was not found`);
     })();
   });
 
+  const stop = () => calls.forEach((c) => c.timers.forEach(clearTimeout));
+  server.on('close', stop);
+
   return {
     server,
     calls,
     requests,
+    deliveries,
     failNext: (n, failure) => {
       failures = { n, failure };
     },
+    hangUpFarEnd: (sid) => {
+      const call = calls.get(sid);
+      if (call) end(call, call.status === 'in-progress' ? 'completed' : 'no-answer');
+    },
+    settled: async (sid) => {
+      await calls.get(sid)?.chain;
+    },
+    stop,
   };
 }

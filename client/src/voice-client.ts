@@ -21,6 +21,7 @@ export const API_ERROR_CODES = [
   'unauthenticated',
   'origin_not_allowed',
   'destination_not_allowed',
+  'invalid_signature',
   'call_not_found',
   'not_found',
   'method_not_allowed',

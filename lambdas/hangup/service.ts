@@ -5,7 +5,9 @@ import { ENDED_STATUSES } from '../shared/store';
 
 /**
  * Ends one of the caller's own calls. A call that is unknown or belongs to someone else is "not found",
- * with no difference visible and no Twilio request made. A call that has already ended is a success.
+ * with no difference visible and no Twilio request made. A call that has already ended (by its record, which
+ * Twilio's status callbacks keep true) is a success without a Twilio request. Ending a call frees its slot
+ * under the concurrent-call cap at once.
  */
 export async function hangUp(
   deps: Deps,
@@ -20,6 +22,7 @@ export async function hangUp(
   const done = { sid: callSid, status: 'completed' as const };
   if (ENDED_STATUSES.has(call.status)) return { call: done, twilioCalled: false };
   await deps.twilio.endCall(await deps.twilioCredentials(), callSid);
-  await deps.store.setCallStatus(caller.userId, callSid, 'completed', now);
+  await deps.store.advanceCallStatus(caller.userId, callSid, 'completed', now);
+  await deps.store.releaseCallSlot(caller.userId, call.slot);
   return { call: done, twilioCalled: true };
 }

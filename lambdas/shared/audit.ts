@@ -53,10 +53,14 @@ export function metricsFor(entry: Pick<AuditEntry, 'operation' | 'outcome' | 're
       return operation === 'token' ? [METRIC.SessionsReused] : [];
     case OUTCOME.ended:
       return entry.reason === 'ended' ? [METRIC.CallsEnded] : [];
+    case OUTCOME.recorded:
+      return [METRIC.CallStatusUpdates];
     case OUTCOME.allowed:
+    case OUTCOME.ignored:
       return [];
     case OUTCOME.denied:
-      return operation === 'authorizer' ? [METRIC.AuthDenied] : [METRIC.RequestsRejected];
+      if (operation === 'authorizer') return [METRIC.AuthDenied];
+      return operation === 'status' && entry.reason === 'bad_signature' ? [METRIC.CallbackSignatureFailures] : [METRIC.RequestsRejected];
     case OUTCOME.limited:
       return [METRIC.RateLimited];
     case OUTCOME.rejected:
@@ -73,7 +77,8 @@ export function metricsFor(entry: Pick<AuditEntry, 'operation' | 'outcome' | 're
  */
 export function audit(entry: AuditEntry): void {
   const { detail, ...fields } = entry;
-  const level = entry.outcome === OUTCOME.failed ? 'error' : entry.outcome === OUTCOME.allowed || entry.outcome === OUTCOME.issued || entry.outcome === OUTCOME.reused || entry.outcome === OUTCOME.ended ? 'info' : 'warn';
+  const quiet: readonly Outcome[] = [OUTCOME.allowed, OUTCOME.issued, OUTCOME.reused, OUTCOME.ended, OUTCOME.recorded, OUTCOME.ignored];
+  const level = entry.outcome === OUTCOME.failed ? 'error' : quiet.includes(entry.outcome) ? 'info' : 'warn';
   auditLogger[level](AUDIT_MESSAGE, { ...detail, ...fields });
   for (const name of metricsFor(entry)) {
     metrics.addMetric(name, MetricUnit.Count, 1);

@@ -24,6 +24,10 @@ export const ENV = {
   BIND_SESSION_TO_IP: 'BIND_SESSION_TO_IP',
   SESSION_CHECK: 'SESSION_CHECK',
   SUPABASE_ANON_KEY: 'SUPABASE_ANON_KEY',
+  STATUS_CALLBACK_URL: 'STATUS_CALLBACK_URL',
+  CONCURRENT_CALL_LIMIT: 'CONCURRENT_CALL_LIMIT',
+  MAX_CALL_SECONDS: 'MAX_CALL_SECONDS',
+  STATUS_LIMIT_PER_IP_PER_MINUTE: 'STATUS_LIMIT_PER_IP_PER_MINUTE',
 } as const;
 
 export interface LambdaConfig {
@@ -53,6 +57,17 @@ export interface LambdaConfig {
   readonly sessionCheckUrl: string;
   /** The project's anon (publishable) key, which Supabase's auth API requires as `apikey`; public, not a secret. */
   readonly supabaseAnonKey: string | undefined;
+  /**
+   * The exact public URL of `POST /api/twilio/status` (stage path included): given to Twilio as each call's
+   * `statusCallback`, and the URL its `X-Twilio-Signature` is checked against.
+   */
+  readonly statusCallbackUrl: string;
+  /** Calls a user may have live at once (by their recorded state). Default 2. */
+  readonly concurrentCallLimit: number;
+  /** Longest a call may last (Twilio's `timeLimit`), seconds; a call slot that never hears back frees itself after this. Default 3600. */
+  readonly maxCallSeconds: number;
+  /** Status callbacks accepted per source IP per minute. Default 600. */
+  readonly statusLimitPerIpPerMinute: number;
 }
 
 function list(v: string | undefined): string[] {
@@ -97,5 +112,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
     sessionCheck: flag(env[ENV.SESSION_CHECK]),
     sessionCheckUrl: `${supabaseUrl}/auth/v1/user`,
     supabaseAnonKey: env[ENV.SUPABASE_ANON_KEY] || undefined,
+    statusCallbackUrl: env[ENV.STATUS_CALLBACK_URL] ?? '',
+    concurrentCallLimit: num(env, ENV.CONCURRENT_CALL_LIMIT, 2),
+    maxCallSeconds: num(env, ENV.MAX_CALL_SECONDS, 3600),
+    statusLimitPerIpPerMinute: num(env, ENV.STATUS_LIMIT_PER_IP_PER_MINUTE, 600),
   };
 }

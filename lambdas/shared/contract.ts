@@ -9,6 +9,7 @@ export const ERRORS = {
   unauthenticated: { status: 401, message: 'Sign in again: the session is missing, expired or invalid.' },
   origin_not_allowed: { status: 403, message: 'This origin is not allowed to call the API.' },
   destination_not_allowed: { status: 403, message: 'Calls to this destination are not allowed.' },
+  invalid_signature: { status: 403, message: 'The request signature is missing or invalid.' },
   call_not_found: { status: 404, message: 'No such call.' },
   not_found: { status: 404, message: 'No such route.' },
   method_not_allowed: { status: 405, message: 'This method is not allowed on this route.' },
@@ -39,6 +40,9 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 /** Largest request body the handlers accept, in bytes ("a few KB"). */
 export const MAX_BODY_BYTES = 4096;
+
+/** Largest status callback body accepted: Twilio's form posts carry some 25 fields, well under this. */
+export const MAX_CALLBACK_BODY_BYTES = 8192;
 
 /** Largest `Authorization` header the authorizer looks at; longer ones are refused before any crypto. */
 export const MAX_AUTHORIZATION_HEADER_BYTES = 4096;

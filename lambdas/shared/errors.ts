@@ -34,6 +34,7 @@ export class InvalidRequestError extends kind('invalid_request') {}
 export class UnauthenticatedError extends kind('unauthenticated') {}
 export class OriginNotAllowedError extends kind('origin_not_allowed') {}
 export class DestinationNotAllowedError extends kind('destination_not_allowed') {}
+export class ForbiddenSignatureError extends kind('invalid_signature') {}
 export class CallNotFoundError extends kind('call_not_found') {}
 export class MethodNotAllowedError extends kind('method_not_allowed') {}
 export class NoVoiceSessionError extends kind('no_voice_session') {}

@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, SECURITY_HEADERS, errorBody } from './contract';
+import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, MAX_CALLBACK_BODY_BYTES, SECURITY_HEADERS, errorBody } from './contract';
 import {
   ApiError,
   InvalidRequestError,
@@ -25,6 +25,8 @@ export interface Caller {
 }
 
 export interface ApiRequest<B> {
+  /** `POST` or `DELETE` (the route table's methods). */
+  readonly method: string;
   readonly body: B;
   readonly caller: Caller;
   readonly headers: Readonly<Record<string, string>>;
@@ -38,7 +40,13 @@ export interface ApiResponse {
    * What the request did, for its audit line: outcome, reason code and non-secret details (a call SID, a
    * masked number). Default: outcome `issued`, reason `ok`.
    */
-  readonly audit?: { readonly outcome: Outcome; readonly reason: string; readonly detail?: Readonly<Record<string, string | number | undefined>> };
+  readonly audit?: {
+    readonly outcome: Outcome;
+    readonly reason: string;
+    /** Whom the request concerned, when no authorizer said so (a status callback names the call's owner). */
+    readonly userId?: string;
+    readonly detail?: Readonly<Record<string, string | number | undefined>>;
+  };
 }
 
 type Event = APIGatewayProxyEvent;
@@ -204,6 +212,8 @@ export interface HandlerOptions<B> {
   readonly schema: z.ZodType<B>;
   /** One human sentence per body field, used when that field is invalid. */
   readonly fieldHelp?: Record<string, string>;
+  /** Methods the route's path serves (for preflight). Default `POST`. */
+  readonly methods?: readonly string[];
   readonly now?: () => number;
 }
 
@@ -224,7 +234,7 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
         // Our exact match, not http-cors's object lookup (which would match names like `constructor`).
         // Its typing says string; an empty one sets no header.
         getOrigin: (incoming: string) => (isAllowedOrigin(incoming, opts.allowedOrigins) ? incoming : ''),
-        methods: 'POST,OPTIONS',
+        methods: [...(opts.methods ?? ['POST']), 'OPTIONS'].join(','),
         headers: CORS_ALLOW_HEADERS.join(','),
         exposeHeaders: CORS_EXPOSE_HEADERS.join(','),
         maxAge: CORS_MAX_AGE_SECONDS,
@@ -238,10 +248,63 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
       const twice = SINGLE_VALUED.find((h) => duplicate.has(h));
       if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
       const body = parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
-      const res = await logic({ body, caller, headers, requestId: context.awsRequestId });
-      audit({ ...auditContext(event, context), outcome: res.audit?.outcome ?? OUTCOME.issued, reason: res.audit?.reason ?? 'ok', status: res.status, detail: res.audit?.detail });
-      return res.body === undefined
-        ? { statusCode: res.status, headers: {}, body: '' }
-        : { statusCode: res.status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(res.body) };
+      const res = await logic({ method: event.httpMethod, body, caller, headers, requestId: context.awsRequestId });
+      return respond(event, context, res);
+    });
+}
+
+/** Writes the audit line of a handled request and shapes its response. */
+function respond(event: Event, context: Context, res: ApiResponse): Result {
+  const who = auditContext(event, context);
+  audit({ ...who, userId: res.audit?.userId ?? who.userId, outcome: res.audit?.outcome ?? OUTCOME.issued, reason: res.audit?.reason ?? 'ok', status: res.status, detail: res.audit?.detail });
+  return res.body === undefined
+    ? { statusCode: res.status, headers: {}, body: '' }
+    : { statusCode: res.status, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(res.body) };
+}
+
+/** A webhook request as the route's logic sees it: form parameters in order, headers, query and source IP. */
+export interface WebhookRequest {
+  readonly params: readonly (readonly [string, string])[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string>>;
+  readonly sourceIp: string;
+}
+
+/** Most form parameters a webhook body may carry (Twilio's status callbacks carry some 25). */
+const MAX_FORM_PARAMS = 100;
+
+/**
+ * Builds the handler of a server-to-server webhook (Twilio's status callback): form-encoded body, no
+ * authorizer, no CORS. Any `Origin` header is refused (403): no browser has business here. The logic
+ * authenticates the request itself (signature). Same security headers, error contract and audit line as
+ * every other route.
+ */
+export function webhookHandler(logic: (req: WebhookRequest) => Promise<ApiResponse>) {
+  return middy<Event, Result>()
+    .use(observe<Event, Result>())
+    .use(responseHeaders([]))
+    .use(originGuard([]))
+    .use(errorMapper())
+    .handler(async (event: Event, context: Context): Promise<Result> => {
+      const { headers, duplicate } = readHeaders(event);
+      const twice = ['content-type', 'x-twilio-signature', 'x-twilio-webhooks-signature-settings'].find((h) => duplicate.has(h));
+      if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
+      const raw = event.body ?? '';
+      const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+      if (bytes.length > MAX_CALLBACK_BODY_BYTES) throw new PayloadTooLargeError();
+      const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/x-www-form-urlencoded') {
+        throw new UnsupportedMediaTypeError({ message: 'Send the body as application/x-www-form-urlencoded.' });
+      }
+      const params = [...new URLSearchParams(bytes.toString('utf8'))];
+      if (params.length > MAX_FORM_PARAMS) throw new PayloadTooLargeError({ reason: 'too_many_params' });
+      const query: Record<string, string> = {};
+      for (const [k, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) {
+        // A repeated query parameter cannot be the URL we gave Twilio: keep a marker the signature check fails on.
+        if (values?.length) query[k] = values.length === 1 ? values[0]! : '\u0000';
+      }
+      if (!event.multiValueQueryStringParameters) Object.assign(query, event.queryStringParameters ?? {});
+      const res = await logic({ params, headers, query, sourceIp: event.requestContext.identity.sourceIp });
+      return respond(event, context, res);
     });
 }

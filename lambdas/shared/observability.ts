@@ -27,6 +27,10 @@ export const METRIC = {
   CallsStarted: 'CallsStarted',
   /** A live call ended through `/hangup`. */
   CallsEnded: 'CallsEnded',
+  /** A status callback from Twilio moved a call record to a new state. */
+  CallStatusUpdates: 'CallStatusUpdates',
+  /** A request to the status callback route without a valid `X-Twilio-Signature` (forged, or a wrong auth token). */
+  CallbackSignatureFailures: 'CallbackSignatureFailures',
   /** Twilio failed in a way the user cannot fix (502). */
   UpstreamErrors: 'UpstreamErrors',
   /** DynamoDB or Secrets Manager unreachable, or an unexpected error (5xx other than 502). */
@@ -66,8 +70,12 @@ export const OUTCOME = {
   issued: 'issued',
   /** `/token`: the stored session was reused. `/voice`: an Idempotency-Key replay returned the same call. */
   reused: 'reused',
-  /** `/hangup`: the call was ended (or had already ended). */
+  /** `/hangup`: the call was ended (or had already ended). `DELETE /token`: the voice session was ended. */
   ended: 'ended',
+  /** Status callback: the call record moved to the reported state. */
+  recorded: 'recorded',
+  /** Status callback: valid, but nothing to change (unknown call, duplicate or late event). */
+  ignored: 'ignored',
   /** Authorizer: the session is valid. */
   allowed: 'allowed',
   /** Authorizer refusal, or a handler's 401/403 (expired session, foreign origin, blocked destination). */
@@ -85,4 +93,4 @@ export type Outcome = (typeof OUTCOME)[keyof typeof OUTCOME];
 export const AUDIT_FIELDS = ['requestId', 'userId', 'sourceIp', 'route', 'operation', 'outcome', 'reason', 'status'] as const;
 
 /** `operation` values: the route's function, or the authorizer. */
-export type Operation = 'token' | 'voice' | 'hangup' | 'authorizer';
+export type Operation = 'token' | 'voice' | 'hangup' | 'status' | 'authorizer';

@@ -8,13 +8,16 @@ import {
   UpdateItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
+import { randomBytes } from 'node:crypto';
 import { UnavailableError } from './errors';
 
 /**
  * DynamoDB adapter: one table, string keys `pk`/`sk`, TTL attribute `expiresAt` in epoch seconds.
  *
  *   voice session   pk USER#<userId>   sk SESSION            kv, ct (sealed token), issuedAt, expiresAt
- *   call record     pk USER#<userId>   sk CALL#<callSid>     status, to (masked), createdAt, expiresAt
+ *   call record     pk USER#<userId>   sk CALL#<callSid>     status, rank, slot, to (masked), createdAt, expiresAt
+ *   live calls      pk USER#<userId>   sk CALLS              live (string set of "<nonce>:<expiresAt>" slots),
+ *                                                            d<dayStart> (calls placed that day), expiresAt
  *   idempotency     pk USER#<userId>   sk IDEM#<keyHash>     requestHash, callSid?, expiresAt
  *   counter         pk LIMIT#<name>    sk W#<windowStart>    n, expiresAt
  *
@@ -32,8 +35,24 @@ export interface SessionRecord {
   readonly ip?: string;
 }
 
-export type CallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
-export const ENDED_STATUSES: ReadonlySet<CallStatus> = new Set(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
+/**
+ * A call's states as Twilio reports them, and their order: a record only ever moves up this order, so a late
+ * or repeated status callback can never undo a later one (`ringing` after `completed` changes nothing).
+ */
+export const STATUS_RANK = {
+  queued: 0,
+  initiated: 1,
+  ringing: 2,
+  'in-progress': 3,
+  completed: 4,
+  busy: 4,
+  failed: 4,
+  'no-answer': 4,
+  canceled: 4,
+} as const;
+export type CallStatus = keyof typeof STATUS_RANK;
+export const CALL_STATUSES = Object.keys(STATUS_RANK) as CallStatus[];
+export const ENDED_STATUSES: ReadonlySet<CallStatus> = new Set(CALL_STATUSES.filter((s) => STATUS_RANK[s] === 4));
 
 export interface CallRecord {
   readonly userId: string;
@@ -42,6 +61,27 @@ export interface CallRecord {
   readonly to: string;
   readonly createdAt: number;
   readonly expiresAt: number;
+  /** The live-call slot the call holds until it ends (see `admitCall`); empty on records older than slots. */
+  readonly slot: string;
+}
+
+/** What `advanceCallStatus` did: moved the record up, found it already at or past that state, or found none. */
+export type AdvanceResult =
+  | { readonly result: 'updated'; readonly call: CallRecord }
+  | { readonly result: 'stale'; readonly call: CallRecord }
+  | { readonly result: 'unknown' };
+
+export type AdmitResult =
+  | { readonly allowed: true; readonly slot: string }
+  | { readonly allowed: false; readonly limiter: 'user_call_quota' | 'concurrent_calls'; readonly retryAfter: number };
+
+export interface AdmitLimits {
+  /** Calls a user may have live at once. */
+  readonly concurrentCalls: number;
+  /** Calls a user may place per day (UTC days, like every daily window here). */
+  readonly callsPerDay: number;
+  /** When the slot frees itself if no status callback ever says the call ended, epoch seconds. */
+  readonly slotExpiresAt: number;
 }
 
 export type IdempotencyClaim =
@@ -63,7 +103,17 @@ export interface Store {
   /** Reads the session and one call record in a single round trip. */
   getSessionAndCall(userId: string, callSid: string, now: number): Promise<{ session?: SessionRecord; call?: CallRecord }>;
   putCall(call: CallRecord): Promise<void>;
-  setCallStatus(userId: string, callSid: string, status: CallStatus, now: number): Promise<void>;
+  /** Moves a call record to `status` if that is later in STATUS_RANK than its current state. Never creates a record. */
+  advanceCallStatus(userId: string, callSid: string, status: CallStatus, now: number): Promise<AdvanceResult>;
+  /**
+   * Admits one more call for the user, atomically: within the daily quota and with fewer than the allowed
+   * number of live calls. Takes a live-call slot, returned for `releaseCallSlot` once the call ends.
+   */
+  admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult>;
+  /** Frees a live-call slot; idempotent. */
+  releaseCallSlot(userId: string, slot: string): Promise<void>;
+  /** Deletes the user's voice session (logout); idempotent. */
+  deleteSession(userId: string): Promise<void>;
   claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim>;
   /** Records the call a key produced and keeps the key until `expiresAt` (epoch seconds). */
   completeIdempotencyKey(userId: string, keyHash: string, callSid: string, expiresAt: number): Promise<void>;
@@ -154,6 +204,8 @@ export class DynamoStore implements Store {
             pk: userPk(c.userId),
             sk: S(`CALL#${c.callSid}`),
             status: S(c.status),
+            rank: N(STATUS_RANK[c.status]),
+            slot: S(c.slot),
             to: S(c.to),
             createdAt: N(c.createdAt),
             expiresAt: N(c.expiresAt),
@@ -163,24 +215,120 @@ export class DynamoStore implements Store {
     );
   }
 
-  async setCallStatus(userId: string, callSid: string, status: CallStatus, now: number): Promise<void> {
+  async advanceCallStatus(userId: string, callSid: string, status: CallStatus, now: number): Promise<AdvanceResult> {
+    const Key = { pk: userPk(userId), sk: S(`CALL#${callSid}`) };
+    try {
+      const out = await guard(() =>
+        this.db.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key,
+            UpdateExpression: 'SET #s = :s, #r = :r, updatedAt = :now',
+            // Only an existing, unexpired record, and only upwards: duplicates and reordered callbacks are no-ops.
+            ConditionExpression: 'attribute_exists(pk) AND expiresAt > :now AND (attribute_not_exists(#r) OR #r < :r)',
+            ExpressionAttributeNames: { '#s': 'status', '#r': 'rank' },
+            ExpressionAttributeValues: { ':s': S(status), ':r': N(STATUS_RANK[status]), ':now': N(now) },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      const call = out.Attributes ? toCall(out.Attributes, now) : undefined;
+      if (call) return { result: 'updated', call };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+    const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })));
+    const call = out.Item ? toCall(out.Item, now) : undefined;
+    return call ? { result: 'stale', call } : { result: 'unknown' };
+  }
+
+  async admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult> {
+    const Key = { pk: userPk(userId), sk: S('CALLS') };
+    const dayStart = Math.floor(now / 86_400) * 86_400;
+    const dayAttr = `d${dayStart}`;
+    const slot = `${randomBytes(9).toString('base64url')}:${limits.slotExpiresAt}`;
+    // A few rounds at most: each failed round either refuses for good or first frees expired slots.
+    for (let round = 0; round < 4; round++) {
+      try {
+        await guard(() =>
+          this.db.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key,
+              // One atomic check-and-take for both limits, so concurrent requests can never exceed either.
+              UpdateExpression: 'ADD #live :slot, #day :one SET expiresAt = :exp',
+              ConditionExpression: '(attribute_not_exists(#day) OR #day < :quota) AND (attribute_not_exists(#live) OR size(#live) < :cap)',
+              ExpressionAttributeNames: { '#live': 'live', '#day': dayAttr },
+              ExpressionAttributeValues: {
+                ':slot': { SS: [slot] },
+                ':one': N(1),
+                ':quota': N(limits.callsPerDay),
+                ':cap': N(limits.concurrentCalls),
+                ':exp': N(Math.max(dayStart + 86_400 + 60, limits.slotExpiresAt)),
+              },
+            }),
+          ),
+        );
+        return { allowed: true, slot };
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      }
+      const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })));
+      const item = out.Item ?? {};
+      if (num(item, dayAttr) >= limits.callsPerDay) return { allowed: false, limiter: 'user_call_quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      const live = item['live']?.SS ?? [];
+      // Slots whose call never reported its end expire; so do earlier days' counters. Free both, then retry.
+      const expired = live.filter((s) => slotExpiry(s) <= now);
+      const oldDays = Object.keys(item).filter((k) => /^d\d+$/.test(k) && k !== dayAttr);
+      if (expired.length === 0 && live.length >= limits.concurrentCalls) {
+        return { allowed: false, limiter: 'concurrent_calls', retryAfter: CONCURRENT_RETRY_AFTER_SECONDS };
+      }
+      if (expired.length > 0 || oldDays.length > 0) await this.prune(Key, expired, oldDays);
+    }
+    return { allowed: false, limiter: 'concurrent_calls', retryAfter: CONCURRENT_RETRY_AFTER_SECONDS };
+  }
+
+  private async prune(Key: Record<string, AttributeValue>, expired: string[], oldDays: string[]): Promise<void> {
+    const names = Object.fromEntries(oldDays.map((d, i) => [`#o${i}`, d]));
+    const parts = [expired.length ? 'DELETE #live :expired' : '', oldDays.length ? `REMOVE ${Object.keys(names).join(', ')}` : ''].filter(Boolean);
+    await guard(() =>
+      this.db.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key,
+          UpdateExpression: parts.join(' '),
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { ...(expired.length ? { '#live': 'live' } : {}), ...names },
+          ...(expired.length ? { ExpressionAttributeValues: { ':expired': { SS: expired } } } : {}),
+        }),
+      ),
+    ).catch((err: unknown) => {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    });
+  }
+
+  async releaseCallSlot(userId: string, slot: string): Promise<void> {
+    if (!slot) return;
     try {
       await guard(() =>
         this.db.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: { pk: userPk(userId), sk: S(`CALL#${callSid}`) },
-            UpdateExpression: 'SET #s = :s',
-            // Only an existing, unexpired record of this user is updated; never create one here.
-            ConditionExpression: 'attribute_exists(pk) AND expiresAt > :now',
-            ExpressionAttributeNames: { '#s': 'status' },
-            ExpressionAttributeValues: { ':s': S(status), ':now': N(now) },
+            Key: { pk: userPk(userId), sk: S('CALLS') },
+            UpdateExpression: 'DELETE #live :slot',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#live': 'live' },
+            ExpressionAttributeValues: { ':slot': { SS: [slot] } },
           }),
         ),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
+  }
+
+  async deleteSession(userId: string): Promise<void> {
+    await guard(() => this.db.send(new DeleteItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S('SESSION') } })));
   }
 
   async claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim> {
@@ -268,5 +416,12 @@ function toCall(item: Record<string, AttributeValue>, now: number): CallRecord |
     to: str(item, 'to'),
     createdAt: num(item, 'createdAt'),
     expiresAt,
+    slot: str(item, 'slot'),
   };
 }
+
+/** A live-call slot is `<nonce>:<expiresAt>`. */
+const slotExpiry = (slot: string) => Number(slot.slice(slot.lastIndexOf(':') + 1)) || 0;
+
+/** Retry-After for the concurrent-call cap: a live call may end at any moment. */
+export const CONCURRENT_RETRY_AFTER_SECONDS = 5;

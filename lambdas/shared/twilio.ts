@@ -15,6 +15,8 @@ export interface TwilioCredentials {
   readonly voiceUrl?: string;
   /** The verified caller id calls are placed from (E.164). */
   readonly callerId: string;
+  /** The account's auth token: Twilio signs status callbacks with it. Needed by the status function only. */
+  readonly authToken?: string;
 }
 
 export function parseTwilioCredentials(raw: string): TwilioCredentials {
@@ -31,6 +33,7 @@ export function parseTwilioCredentials(raw: string): TwilioCredentials {
     callerId: s('callerId', /^\+[1-9]\d{6,14}$/),
     ...(v['twimlAppSid'] ? { twimlAppSid: s('twimlAppSid', /^AP[0-9a-f]{32}$/) } : {}),
     ...(v['voiceUrl'] ? { voiceUrl: s('voiceUrl', /^https:\/\/\S+$/) } : {}),
+    ...(v['authToken'] ? { authToken: s('authToken', /^[0-9a-f]{32}$/) } : {}),
   };
   if (!creds.twimlAppSid && !creds.voiceUrl) throw new Error('twilio secret: set "twimlAppSid" or "voiceUrl"');
   return creds;
@@ -47,10 +50,28 @@ export function twilioIdentity(userId: string): string {
 export interface TwilioPort {
   /** Mints a Voice Access Token (a JWT signed with the API key secret). Local: no network. */
   mintAccessToken(creds: TwilioCredentials, identity: string, ttlSeconds: number): string;
-  createCall(creds: TwilioCredentials, to: string): Promise<{ sid: string; status: CallStatus }>;
+  createCall(creds: TwilioCredentials, to: string, opts: CallOptions): Promise<{ sid: string; status: CallStatus }>;
   /** Ends a call; resolves `already_ended` when Twilio says it is over or gone. */
   endCall(creds: TwilioCredentials, callSid: string): Promise<'completed' | 'already_ended'>;
 }
+
+export interface CallOptions {
+  /** Where Twilio reports the call's progress (signed with the auth token). */
+  readonly statusCallback: string;
+  /** Longest the call may last, seconds (Twilio ends it then). */
+  readonly timeLimit: number;
+}
+
+/**
+ * The status callback URL of one user's calls: the route's public URL with the owner as its only query
+ * parameter. Twilio signs the whole URL, so the owner named there is as trustworthy as the signature.
+ */
+export function callbackUrlFor(statusCallbackUrl: string, userId: string): string {
+  return `${statusCallbackUrl}?u=${encodeURIComponent(userId)}`;
+}
+
+/** The call events Twilio reports to the status callback. */
+export const STATUS_CALLBACK_EVENTS = ['initiated', 'ringing', 'answered', 'completed'] as const;
 
 /** Twilio errors the caller can fix by changing the request: they map to 400, never 5xx. */
 const USER_FIXABLE = new Set([
@@ -106,12 +127,16 @@ export class TwilioRest implements TwilioPort {
     return token.toJwt();
   }
 
-  async createCall(creds: TwilioCredentials, to: string): Promise<{ sid: string; status: CallStatus }> {
+  async createCall(creds: TwilioCredentials, to: string, opts: CallOptions): Promise<{ sid: string; status: CallStatus }> {
     try {
       const call = await this.client(creds).calls.create({
         to,
         from: creds.callerId,
         ...(creds.twimlAppSid ? { applicationSid: creds.twimlAppSid } : { url: creds.voiceUrl! }),
+        statusCallback: opts.statusCallback,
+        statusCallbackMethod: 'POST',
+        statusCallbackEvent: [...STATUS_CALLBACK_EVENTS],
+        timeLimit: opts.timeLimit,
       });
       return { sid: call.sid, status: call.status as CallStatus };
     } catch (err) {

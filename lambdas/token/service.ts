@@ -55,3 +55,11 @@ export async function openSession(deps: Deps, limits: TokenLimits, caller: Calle
 }
 
 const view = (expiresAt: number): SessionView => ({ status: 'active', expiresAt: new Date(expiresAt * 1000).toISOString() });
+
+/**
+ * Ends the caller's voice session (logout): the stored token is deleted, so `/voice` and `/hangup` answer 409
+ * until a new session is opened. Idempotent. Calls already placed go on until they end.
+ */
+export async function closeSession(deps: Deps, caller: Caller): Promise<void> {
+  await deps.store.deleteSession(caller.userId);
+}

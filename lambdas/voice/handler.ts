@@ -6,6 +6,7 @@ import { maskPhone } from '../shared/logger';
 import { placeCall } from './service';
 
 const config = loadConfig();
+if (!config.statusCallbackUrl) throw new Error('Environment variable STATUS_CALLBACK_URL is required');
 const deps = productionDeps(config);
 const schema = z.object({ to: z.string().regex(/^\+[1-9]\d{6,14}$/) }).strict();
 

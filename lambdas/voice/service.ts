@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { type Deps, requireSession, seconds } from '../shared/deps';
-import { DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError } from '../shared/errors';
+import { DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError, UpstreamError } from '../shared/errors';
 import type { Caller } from '../shared/http';
 import { logger, maskPhone } from '../shared/logger';
 import type { CallStatus } from '../shared/store';
+import { callbackUrlFor } from '../shared/twilio';
 
 export interface VoiceLimits {
   readonly userCallQuotaPerDay: number;
@@ -11,7 +12,16 @@ export interface VoiceLimits {
   readonly dialPrefixes: readonly string[];
   /** Only the IP that opened the voice session may use it. */
   readonly bindSessionToIp?: boolean;
+  /** Calls a user may have live at once. */
+  readonly concurrentCallLimit: number;
+  /** Longest a call may last (Twilio's `timeLimit`), seconds. */
+  readonly maxCallSeconds: number;
+  /** Public URL of `POST /api/twilio/status`, where Twilio reports each call's progress. */
+  readonly statusCallbackUrl: string;
 }
+
+/** Slack on a live-call slot beyond `maxCallSeconds`: queueing and ringing (Twilio rings for up to 60 s). */
+export const SLOT_SLACK_SECONDS = 180;
 
 /** How long a call record is kept for ownership checks (and hangup), seconds. */
 export const CALL_RECORD_TTL_SECONDS = 24 * 3600;
@@ -45,6 +55,10 @@ export function destinationAllowed(to: string, dialPrefixes: readonly string[]):
   return dialPrefixes.some((p) => to.startsWith(p)) && !BLOCKED_PREFIXES.some((p) => to.startsWith(p));
 }
 
+/** Stored in place of a call SID when Twilio's answer to calls.create never arrived. */
+export const UNKNOWN_OUTCOME = 'unknown';
+const outcomeUnknown = (err: unknown) => err instanceof UpstreamError && err.reason.endsWith('_network');
+
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,128}$/;
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -67,12 +81,17 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
   }
 
   let keyHash: string | undefined;
+  let keepKey = false;
   if (idempotencyKey !== undefined) {
     if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError({ reason: 'bad_idempotency_key', message: 'Idempotency-Key must be 8 to 128 letters, digits, "-" or "_".' });
     }
     keyHash = sha256(idempotencyKey);
     const claim = await deps.store.claimIdempotencyKey(caller.userId, keyHash, sha256(to), now, IDEMPOTENCY_PENDING_SECONDS);
+    if (claim.state === 'done' && claim.callSid === UNKNOWN_OUTCOME) {
+      // The first attempt timed out at Twilio: it may have dialled. The same key never dials again.
+      throw new UpstreamError({ reason: 'idempotent_replay_unknown_outcome', message: 'The first attempt with this Idempotency-Key may have placed the call; it was not retried.' });
+    }
     if (claim.state === 'done') return { call: { sid: claim.callSid, status: 'queued' }, replayed: true };
     if (claim.state === 'pending') throw new RateLimitedError(1, 'idempotency_in_progress');
     if (claim.state === 'mismatch') {
@@ -80,21 +99,50 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
     }
   }
   const release = async () => {
-    if (keyHash) await deps.store.releaseIdempotencyKey(caller.userId, keyHash).catch((err: unknown) => logger.error('could not release idempotency key', { userId: caller.userId, cause: String(err) }));
+    if (keyHash && !keepKey) await deps.store.releaseIdempotencyKey(caller.userId, keyHash).catch((err: unknown) => logger.error('could not release idempotency key', { userId: caller.userId, cause: String(err) }));
   };
 
   try {
-    const quota = await deps.store.consume(`user-call#${caller.userId}`, limits.userCallQuotaPerDay, 86_400, now);
-    if (!quota.allowed) throw new RateLimitedError(quota.retryAfter, 'user_call_quota');
+    // Daily quota and concurrent-call cap in one atomic step; the slot is held until the call ends.
+    const admitted = await deps.store.admitCall(
+      caller.userId,
+      { concurrentCalls: limits.concurrentCallLimit, callsPerDay: limits.userCallQuotaPerDay, slotExpiresAt: now + limits.maxCallSeconds + SLOT_SLACK_SECONDS },
+      now,
+    );
+    if (!admitted.allowed) throw new RateLimitedError(admitted.retryAfter, admitted.limiter);
+    const freeSlot = () =>
+      deps.store.releaseCallSlot(caller.userId, admitted.slot).catch((err: unknown) => logger.error('could not free call slot; it frees itself at its expiry', { userId: caller.userId, cause: String(err) }));
 
-    const creds = await deps.twilioCredentials();
-    const call = await deps.twilio.createCall(creds, to);
+    const creds = await deps.twilioCredentials().catch(async (err: unknown) => {
+      await freeSlot();
+      throw err;
+    });
+    let call: { sid: string; status: CallStatus };
     try {
-      await deps.store.putCall({ userId: caller.userId, callSid: call.sid, status: call.status, to: maskPhone(to), createdAt: now, expiresAt: now + CALL_RECORD_TTL_SECONDS });
+      call = await deps.twilio.createCall(creds, to, { statusCallback: callbackUrlFor(limits.statusCallbackUrl, caller.userId), timeLimit: limits.maxCallSeconds });
+    } catch (err) {
+      if (!outcomeUnknown(err)) {
+        await freeSlot();
+        throw err;
+      }
+      // No answer from Twilio (timeout, connection lost): the call may exist. Its slot stays taken until it
+      // expires, and a retry with the same Idempotency-Key gets this failure again instead of a second call.
+      logger.warn('Twilio did not answer calls.create; the call may exist', { userId: caller.userId });
+      if (keyHash) {
+        await deps.store.completeIdempotencyKey(caller.userId, keyHash, UNKNOWN_OUTCOME, now + IDEMPOTENCY_TTL_SECONDS).catch((e: unknown) =>
+          logger.error('could not record the unknown outcome of an idempotency key', { userId: caller.userId, cause: String(e) }),
+        );
+        keepKey = true;
+      }
+      throw err;
+    }
+    try {
+      await deps.store.putCall({ userId: caller.userId, callSid: call.sid, status: call.status, slot: admitted.slot, to: maskPhone(to), createdAt: now, expiresAt: now + CALL_RECORD_TTL_SECONDS });
     } catch (err) {
       // The call exists at Twilio but nobody could hang it up through us: end it rather than leave it dangling.
       logger.error('call placed but not recorded; ending it', { userId: caller.userId, callSid: call.sid });
       await deps.twilio.endCall(creds, call.sid).catch((e: unknown) => logger.error('could not end unrecorded call', { callSid: call.sid, cause: String(e) }));
+      await freeSlot();
       throw err instanceof UnavailableError ? err : new UnavailableError({ reason: 'call_record_failed', cause: err });
     }
     if (keyHash) {

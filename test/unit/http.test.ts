@@ -400,6 +400,7 @@ describe('request bodies', () => {
     await invoke(apiEvent({ body: '{"note":"hello"}' }));
 
     expect(logic).toHaveBeenCalledWith({
+      method: 'POST',
       body: { note: 'hello' },
       caller: { userId: USER_ID, sessionId: 'sess-1', exp: FUTURE_EXP, sourceIp: '203.0.113.7' },
       headers: expect.objectContaining({ 'content-type': 'application/json' }) as unknown,

@@ -228,7 +228,7 @@ describe('authorizer result caching (the local gateway applies the stack\'s cach
     const fn = apiHandler({ allowedOrigins: ['http://localhost:5173'], schema: z.unknown(), now: () => clock }, async () => ({ status: 200, body: { ok: true } }));
     const handler = (e: Parameters<typeof fn>[0], c: Parameters<typeof fn>[1]) => fn(e, c) as Promise<APIGatewayProxyResult>;
     gateway = createGateway({
-      functions: { token: handler, voice: handler, hangup: handler },
+      functions: { token: handler, voice: handler, hangup: handler, status: handler },
       authorizer,
       authorizerCacheTtlSeconds: 60,
       stage: 'local',

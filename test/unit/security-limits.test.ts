@@ -44,7 +44,7 @@ class CountingTwilio implements TwilioPort {
 
 const creds: TwilioCredentials = { accountSid: `AC${'0'.repeat(32)}`, apiKeySid: `SK${'0'.repeat(32)}`, apiKeySecret: 'x'.repeat(32), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
 const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
-const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: K, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: K, dialPrefixes: ['+1'] };
+const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: K, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: K, dialPrefixes: ['+1'], concurrentCallLimit: 1000, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 let t: TestTable;
 beforeAll(async () => {

@@ -140,7 +140,7 @@ describe('binding a voice session to the IP that opened it', () => {
   }
   const creds: TwilioCredentials = { accountSid: `AC${'0'.repeat(32)}`, apiKeySid: `SK${'0'.repeat(32)}`, apiKeySecret: 'x'.repeat(32), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
   const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
-  const base = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 100, userTokenQuotaPerDay: 100, userCallQuotaPerDay: 100, dialPrefixes: ['+1'] };
+  const base = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 100, userTokenQuotaPerDay: 100, userCallQuotaPerDay: 100, dialPrefixes: ['+1'], concurrentCallLimit: 100, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
   const bound = { ...base, bindSessionToIp: true };
 
   let t: TestTable;

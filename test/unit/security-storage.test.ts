@@ -31,7 +31,7 @@ const NOW = Math.floor(NOW_MS / 1000);
 
 const creds: TwilioCredentials = { accountSid: `AC${randomBytes(16).toString('hex')}`, apiKeySid: `SK${randomBytes(16).toString('hex')}`, apiKeySecret: randomBytes(16).toString('hex'), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
 const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
-const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1_000_000, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: 1000, dialPrefixes: ['+1', '+44', '+8'] };
+const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1_000_000, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: 1000, dialPrefixes: ['+1', '+44', '+8'], concurrentCallLimit: 1000, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 /** Records what it was asked; the minted token carries a canary that must never be found at rest. */
 class FakeTwilio implements TwilioPort {
@@ -128,7 +128,7 @@ describe('expired-but-present items are absent to every read and conditional wri
     await put({ pk: { S: `USER#${c.userId}` }, sk: { S: `CALL#${sid}` }, status: { S: 'queued' }, to: { S: '+1***' }, createdAt: { N: String(NOW - 90_000) }, expiresAt: { N: String(NOW) } });
 
     await expect(hangUp(d, c, sid)).rejects.toMatchObject({ status: 404 });
-    await store().setCallStatus(c.userId, sid, 'completed', NOW);
+    expect(await store().advanceCallStatus(c.userId, sid, 'completed', NOW)).toEqual({ result: 'unknown' });
 
     expect(d.twilio.ended).toEqual([]);
     expect((await itemsOf(c.userId)).find((i) => i['sk']?.S === `CALL#${sid}`)?.['status']?.S).toBe('queued');
@@ -309,7 +309,6 @@ describe('faults map to the contract, issue nothing and leave a safe retry', () 
       ['Twilio 5xx', { status: 500, code: 20500 }, 502, 'upstream_error'],
       ['Twilio 20003 (bad credentials)', { status: 401, code: 20003 }, 502, 'upstream_error'],
       ['Twilio 21211 (invalid To)', { status: 400, code: 21211 }, 400, 'invalid_request'],
-      ['a Twilio timeout', 'timeout' as const, 502, 'upstream_error'],
     ])('%s on /voice: %s, no call record, and a retry with the same Idempotency-Key places exactly one call', async (_name, failure, status, errorCode) => {
       const { d, c } = await ready();
       const key = `retry-${randomUUID()}`;
@@ -326,6 +325,34 @@ describe('faults map to the contract, issue nothing and leave a safe retry', () 
       const callOf = (r: APIGatewayProxyResult) => (JSON.parse(r.body) as { call: unknown }).call;
       expect(callOf(again)).toEqual(callOf(retried));
       expect(standIn.calls.size - callsBefore).toBe(1);
+      expect(await callRecords(c.userId)).toHaveLength(1);
+    }, 20_000);
+
+    test.each([
+      ['the request never reached Twilio', 'timeout' as const, 0],
+      ['Twilio placed the call but its answer was lost', 'lost-answer' as const, 1],
+    ])('a Twilio timeout on /voice (%s): 502, no record, and the same Idempotency-Key never dials again; a new key does', async (_name, failure, placedByFirst) => {
+      const { d, c } = await ready();
+      const key = `retry-${randomUUID()}`;
+      const callsBefore = standIn.calls.size;
+      standIn.failNext(1, failure);
+
+      const failed = await voice(d)(c, { to: '+14155550123' }, { 'Idempotency-Key': key });
+      expect([failed.statusCode, code(failed)]).toEqual([502, 'upstream_error']);
+      expect(await callRecords(c.userId)).toEqual([]);
+      expect(standIn.calls.size - callsBefore).toBe(placedByFirst);
+
+      // Whether or not Twilio placed it, a retry with the same key answers the same failure and dials nothing.
+      for (let i = 0; i < 3; i++) {
+        const retried = await voice(d)(c, { to: '+14155550123' }, { 'Idempotency-Key': key });
+        expect([retried.statusCode, code(retried)]).toEqual([502, 'upstream_error']);
+      }
+      expect(standIn.calls.size - callsBefore).toBe(placedByFirst);
+
+      // A new key is a new intent: exactly one more call.
+      const fresh = await voice(d)(c, { to: '+14155550123' }, { 'Idempotency-Key': `fresh-${randomUUID()}` });
+      expect(fresh.statusCode).toBe(200);
+      expect(standIn.calls.size - callsBefore).toBe(placedByFirst + 1);
       expect(await callRecords(c.userId)).toHaveLength(1);
     }, 20_000);
 

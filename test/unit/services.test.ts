@@ -35,7 +35,7 @@ class FakeTwilio implements TwilioPort {
 
 const creds: TwilioCredentials = { accountSid: `AC${'0'.repeat(32)}`, apiKeySid: `SK${'0'.repeat(32)}`, apiKeySecret: 'x'.repeat(32), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
 const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
-const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 5, userTokenQuotaPerDay: 3, userCallQuotaPerDay: 3, dialPrefixes: ['+1', '+44'] };
+const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 5, userTokenQuotaPerDay: 3, userCallQuotaPerDay: 3, dialPrefixes: ['+1', '+44'], concurrentCallLimit: 10, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 let t: TestTable;
 const clock = 1_800_000_000_000;

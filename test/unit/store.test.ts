@@ -52,7 +52,7 @@ describe('sessions and calls', () => {
 
   test('reads a session and a call in one round trip, each filtered by expiry', async () => {
     await store.putSession({ userId: 'u1', kv: 'v1', ct: 'x', issuedAt: NOW, expiresAt: NOW + 100 });
-    await store.putCall({ userId: 'u1', callSid: 'CA1', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100 });
+    await store.putCall({ userId: 'u1', callSid: 'CA1', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100, slot: '' });
     const both = await store.getSessionAndCall('u1', 'CA1', NOW);
     expect(both.session?.userId).toBe('u1');
     expect(both.call?.status).toBe('queued');
@@ -60,15 +60,15 @@ describe('sessions and calls', () => {
   });
 
   test('never shows one user the call of another', async () => {
-    await store.putCall({ userId: 'owner', callSid: 'CA2', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100 });
+    await store.putCall({ userId: 'owner', callSid: 'CA2', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100, slot: '' });
     expect((await store.getSessionAndCall('intruder', 'CA2', NOW)).call).toBeUndefined();
   });
 
   test('updates the status of an own, live call record only', async () => {
-    await store.putCall({ userId: 'u3', callSid: 'CA3', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100 });
-    await store.setCallStatus('u3', 'CA3', 'completed', NOW);
+    await store.putCall({ userId: 'u3', callSid: 'CA3', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100, slot: '' });
+    expect(await store.advanceCallStatus('u3', 'CA3', 'completed', NOW)).toMatchObject({ result: 'updated', call: { status: 'completed' } });
     expect((await store.getSessionAndCall('u3', 'CA3', NOW)).call?.status).toBe('completed');
-    await store.setCallStatus('someone-else', 'CA3', 'completed', NOW);
+    expect(await store.advanceCallStatus('someone-else', 'CA3', 'completed', NOW)).toEqual({ result: 'unknown' });
     expect((await store.getSessionAndCall('someone-else', 'CA3', NOW)).call).toBeUndefined();
   });
 });

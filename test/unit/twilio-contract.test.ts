@@ -115,6 +115,23 @@ function violations(value: Record<string, unknown>, schema: Schema): string[] {
   return found;
 }
 
+/**
+ * A form body as the values its schema describes: a repeated name becomes an array where the schema says
+ * array, whole-number strings become integers where it says integer (form encoding has only strings).
+ */
+function formValues(form: readonly [string, string][], schema: Schema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of new Set(form.map(([k]) => k))) {
+    const values = form.filter(([k]) => k === name).map(([, v]) => v);
+    const declared = schema.properties?.[name];
+    const type = declared ? resolve(declared).type : undefined;
+    if (type === 'array') out[name] = values;
+    else if (type === 'integer' && /^-?\d+$/.test(values[0]!)) out[name] = Number(values[0]);
+    else out[name] = values.length === 1 ? values[0] : values;
+  }
+  return out;
+}
+
 const hex32 = () => randomBytes(16).toString('hex');
 
 /** Credentials shaped like Twilio's, generated per run. */
@@ -124,6 +141,9 @@ function twilioCredentials(overrides: Partial<TwilioCredentials> = {}): TwilioCr
 
 const TO = '+14155550123';
 const INVALID_TO = '+15005550001';
+const CALL_OPTS = { statusCallback: 'https://api.example.com/prod/api/twilio/status?u=user-1', timeLimit: 3600 };
+/** What every calls.create sends for status callbacks (the stand-in's record keeps the last StatusCallbackEvent). */
+const STATUS_PARAMS = { StatusCallback: CALL_OPTS.statusCallback, StatusCallbackMethod: 'POST', StatusCallbackEvent: 'completed', TimeLimit: '3600' };
 
 let creds: TwilioCredentials;
 let standIn: TwilioStandIn;
@@ -161,7 +181,7 @@ const callsPath = () => `/2010-04-01/Accounts/${creds.accountSid}/Calls`;
 
 describeWithSpec('requests the project sends match Twilio\'s OpenAPI description', () => {
   async function createRequest(credentials: TwilioCredentials) {
-    await twilio.createCall(credentials, TO);
+    await twilio.createCall(credentials, TO, CALL_OPTS);
     const sent = standIn.requests.find((r) => r.method === 'POST' && templateMatcher(CREATE_PATH).test(r.path));
     if (!sent) throw new Error('the adapter sent no create-call request');
     return sent;
@@ -190,8 +210,9 @@ describeWithSpec('requests the project sends match Twilio\'s OpenAPI description
   test('sends To, From and the TwiML App as documented', async () => {
     const sent = await createRequest(creds);
 
-    expect(sent.params).toEqual({ To: TO, From: creds.callerId, ApplicationSid: creds.twimlAppSid });
-    expect(violations(sent.params, formSchema(CREATE_PATH))).toEqual([]);
+    expect(sent.params).toEqual({ To: TO, From: creds.callerId, ApplicationSid: creds.twimlAppSid, ...STATUS_PARAMS });
+    expect(violations(formValues(sent.form, formSchema(CREATE_PATH)), formSchema(CREATE_PATH))).toEqual([]);
+    expect(sent.form.filter(([k]) => k === 'StatusCallbackEvent').map(([, v]) => v)).toEqual(['initiated', 'ringing', 'answered', 'completed']);
   });
 
   test('sends a voice URL as a declared parameter when no TwiML App is configured', async () => {
@@ -199,12 +220,13 @@ describeWithSpec('requests the project sends match Twilio\'s OpenAPI description
 
     const sent = await createRequest(withUrl);
 
-    expect(sent.params).toEqual({ To: TO, From: creds.callerId, Url: 'https://voice.example.com/twiml' });
-    expect(violations(sent.params, formSchema(CREATE_PATH))).toEqual([]);
+    expect(sent.params).toEqual({ To: TO, From: creds.callerId, Url: 'https://voice.example.com/twiml', ...STATUS_PARAMS });
+    expect(violations(formValues(sent.form, formSchema(CREATE_PATH)), formSchema(CREATE_PATH))).toEqual([]);
+    expect(sent.form.filter(([k]) => k === 'StatusCallbackEvent').map(([, v]) => v)).toEqual(['initiated', 'ringing', 'answered', 'completed']);
   });
 
   test('ends a call with POST on the documented call path, sending only declared parameters', async () => {
-    const call = await twilio.createCall(creds, TO);
+    const call = await twilio.createCall(creds, TO, CALL_OPTS);
     standIn.requests.length = 0;
 
     await twilio.endCall(creds, call.sid);
@@ -217,7 +239,7 @@ describeWithSpec('requests the project sends match Twilio\'s OpenAPI description
   });
 
   test('ends a call with Status "completed", a value the update schema allows', async () => {
-    const call = await twilio.createCall(creds, TO);
+    const call = await twilio.createCall(creds, TO, CALL_OPTS);
     standIn.requests.length = 0;
 
     await twilio.endCall(creds, call.sid);
@@ -250,7 +272,7 @@ describeWithSpec('the stand-in answers like Twilio\'s OpenAPI description', () =
   });
 
   test('answers fetch with 200 and a call resource that fits the schema', async () => {
-    const { sid } = await twilio.createCall(creds, TO);
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
 
     const res = await callStandIn('GET', `${callsPath()}/${sid}.json`);
 
@@ -259,7 +281,7 @@ describeWithSpec('the stand-in answers like Twilio\'s OpenAPI description', () =
   });
 
   test('answers update with 200 and a completed call resource that fits the schema', async () => {
-    const { sid } = await twilio.createCall(creds, TO);
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
 
     const res = await callStandIn('POST', `${callsPath()}/${sid}.json`, { Status: 'completed' });
 
@@ -314,7 +336,7 @@ describe('the stand-in\'s errors have Twilio\'s error shape', () => {
 
 describe('TwilioRest adapter', () => {
   test('creates a call and reports its SID and status', async () => {
-    const call = await twilio.createCall(creds, TO);
+    const call = await twilio.createCall(creds, TO, CALL_OPTS);
 
     expect(call).toEqual({ sid: expect.stringMatching(/^CA[0-9a-f]{32}$/) as unknown, status: 'queued' });
     expect(standIn.calls.get(call.sid)?.to).toBe(TO);
@@ -323,18 +345,18 @@ describe('TwilioRest adapter', () => {
   test('authenticates with the API key, never the account SID as user', async () => {
     const other = twilioCredentials({ accountSid: creds.accountSid, apiKeySid: creds.apiKeySid, apiKeySecret: hex32() });
 
-    await expect(twilio.createCall(other, TO)).rejects.toBeInstanceOf(UpstreamError);
+    await expect(twilio.createCall(other, TO, CALL_OPTS)).rejects.toBeInstanceOf(UpstreamError);
   });
 
   test('rejects an invalid destination (Twilio 21211) as invalid_request 400, not a 5xx', async () => {
-    const err: unknown = await twilio.createCall(creds, INVALID_TO).catch((e: unknown) => e);
+    const err: unknown = await twilio.createCall(creds, INVALID_TO, CALL_OPTS).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(InvalidRequestError);
     expect(err).toMatchObject({ code: 'invalid_request', status: 400, reason: 'twilio_21211' });
   });
 
   test('fails with upstream_error 502 when Twilio refuses the credentials (20003)', async () => {
-    const err: unknown = await twilio.createCall(twilioCredentials({ accountSid: creds.accountSid }), TO).catch((e: unknown) => e);
+    const err: unknown = await twilio.createCall(twilioCredentials({ accountSid: creds.accountSid }), TO, CALL_OPTS).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(UpstreamError);
     expect(err).toMatchObject({ code: 'upstream_error', status: 502 });
@@ -343,14 +365,14 @@ describe('TwilioRest adapter', () => {
   test('fails with upstream_error 502 when Twilio answers 500', async () => {
     standIn.failNext(1, { status: 500, code: 20500 });
 
-    await expect(twilio.createCall(creds, TO)).rejects.toMatchObject({ code: 'upstream_error', status: 502 });
+    await expect(twilio.createCall(creds, TO, CALL_OPTS)).rejects.toMatchObject({ code: 'upstream_error', status: 502 });
   });
 
   test('fails with upstream_error 502 when Twilio does not answer in time', async () => {
     const impatient = new TwilioRest(baseUrl, 300);
     standIn.failNext(1, 'timeout');
 
-    const err: unknown = await impatient.createCall(creds, TO).catch((e: unknown) => e);
+    const err: unknown = await impatient.createCall(creds, TO, CALL_OPTS).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(UpstreamError);
     expect(err).toMatchObject({ status: 502, reason: 'twilio_create_network' });
@@ -361,26 +383,26 @@ describe('TwilioRest adapter', () => {
     const port = await listen(server, 0);
     await close(server);
 
-    await expect(new TwilioRest(`http://127.0.0.1:${port}`, 1000).createCall(creds, TO)).rejects.toMatchObject({ status: 502 });
+    await expect(new TwilioRest(`http://127.0.0.1:${port}`, 1000).createCall(creds, TO, CALL_OPTS)).rejects.toMatchObject({ status: 502 });
   });
 
   test('does not leak the API key secret into the error it raises', async () => {
     standIn.failNext(1, { status: 500, code: 20500 });
 
-    const err = (await twilio.createCall(creds, TO).catch((e: unknown) => e)) as Error;
+    const err = (await twilio.createCall(creds, TO, CALL_OPTS).catch((e: unknown) => e)) as Error;
 
     expect(`${err.message} ${JSON.stringify(err)}`).not.toContain(creds.apiKeySecret);
   });
 
   test('ends a live call and reports it completed', async () => {
-    const { sid } = await twilio.createCall(creds, TO);
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
 
     await expect(twilio.endCall(creds, sid)).resolves.toBe('completed');
     expect(standIn.calls.get(sid)?.status).toBe('completed');
   });
 
   test('reports an already completed call as already_ended', async () => {
-    const { sid } = await twilio.createCall(creds, TO);
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
     await twilio.endCall(creds, sid);
 
     await expect(twilio.endCall(creds, sid)).resolves.toBe('already_ended');
@@ -391,7 +413,7 @@ describe('TwilioRest adapter', () => {
   });
 
   test('fails with upstream_error 502 when ending a call meets a Twilio 500', async () => {
-    const { sid } = await twilio.createCall(creds, TO);
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
     standIn.failNext(1, { status: 500, code: 20500 });
 
     await expect(twilio.endCall(creds, sid)).rejects.toMatchObject({ code: 'upstream_error', status: 502 });
