@@ -34,8 +34,22 @@ export interface ServiceConfig {
   readonly authorizerCacheTtlSeconds: number;
   /** CloudWatch Logs retention for function and access logs, days. Default 90. */
   readonly logRetentionDays: number;
-  /** Stage name. Default `prod`. */
+  /** API Gateway stage name. Default: the stage key (`dev`, `staging`, `prod`), or `prod` without stages. */
   readonly stageName: string;
+  /**
+   * Public https base URL of the stage as Twilio calls it (a custom domain, or the stage URL with its path),
+   * without a trailing slash. Default: none, and the stack uses its own stage URL. Twilio signs the exact
+   * URL it calls, so this must be the URL Twilio is given: the status callback is `${base}/api/twilio/status`.
+   */
+  readonly publicBaseUrl: string | undefined;
+  /** Calls a user may have live at once (by Twilio's status callbacks). Default 2, 1 to 50. */
+  readonly concurrentCallLimit: number;
+  /** Longest a call may last (Twilio's `timeLimit`), seconds. Default 3600, 60 to 14400. */
+  readonly maxCallSeconds: number;
+  /** Status callbacks accepted per source IP per minute (Twilio's IPs are shared). Default 600. */
+  readonly statusLimitPerIpPerMinute: number;
+  /** API Gateway method throttling of `POST /api/twilio/status` (no usage plan applies to it). Default 20 rps, burst 40. */
+  readonly statusThrottle: { readonly rateLimit: number; readonly burstLimit: number };
   /** Level of the functions' diagnostic logs (audit lines are always written). Default `INFO`. */
   readonly logLevel: LogLevelName;
   /** Share of invocations that log at DEBUG whatever `logLevel` says, 0 to 1. Default 0.01. */
@@ -58,13 +72,15 @@ export interface AlarmConfig {
   readonly rateLimitedPer5Minutes: number;
   /** Twilio upstream errors in 5 minutes that alarm. Default 5. */
   readonly upstreamErrorsPer5Minutes: number;
+  /** Status callbacks refused for a missing or wrong `X-Twilio-Signature` in 5 minutes that alarm. Default 10. */
+  readonly callbackSignatureFailuresPer5Minutes: number;
   /** Base URL of docs/runbook.md as your team reads it (e.g. its page in your Git host). Default `docs/runbook.md`. */
   readonly runbookUrl: string;
 }
 
 export class ConfigError extends Error {
-  constructor(key: string, problem: string, fix: string) {
-    super(`Invalid config "voiceToken.${key}": ${problem}. Fix: ${fix} (in cdk.json context or with -c).`);
+  constructor(key: string, problem: string, fix: string, root = 'voiceToken') {
+    super(`Invalid config "${root}${key ? `.${key}` : ''}": ${problem}. Fix: ${fix} (in cdk.json context or with -c).`);
     this.name = 'ConfigError';
   }
 }
@@ -84,9 +100,15 @@ const DEFAULTS = {
   bindSessionToIp: false,
   logRetentionDays: 90,
   stageName: 'prod',
+  concurrentCallLimit: 2,
+  maxCallSeconds: 3600,
+  statusLimitPerIpPerMinute: 600,
+  // Twilio sends a handful of callbacks per call (initiated, ringing, answered, completed); 20 rps is far above
+  // what the per-user call limits allow a busy deployment, and low enough that a flood cannot run up the bill.
+  statusThrottle: { rateLimit: 20, burstLimit: 40 },
   logLevel: 'INFO' as const,
   debugLogSampleRate: 0.01,
-  alarms: { tokensIssuedPer5Minutes: 100, authDenialsPer5Minutes: 50, rateLimitedPer5Minutes: 25, upstreamErrorsPer5Minutes: 5, runbookUrl: 'docs/runbook.md' },
+  alarms: { tokensIssuedPer5Minutes: 100, authDenialsPer5Minutes: 50, rateLimitedPer5Minutes: 25, upstreamErrorsPer5Minutes: 5, callbackSignatureFailuresPer5Minutes: 10, runbookUrl: 'docs/runbook.md' },
 };
 
 function parseAlarms(raw: unknown): AlarmConfig {
@@ -109,6 +131,7 @@ function parseAlarms(raw: unknown): AlarmConfig {
     authDenialsPer5Minutes: int(a, 'authDenialsPer5Minutes', d.authDenialsPer5Minutes, 1, 1_000_000, 'alarms.authDenialsPer5Minutes'),
     rateLimitedPer5Minutes: int(a, 'rateLimitedPer5Minutes', d.rateLimitedPer5Minutes, 1, 1_000_000, 'alarms.rateLimitedPer5Minutes'),
     upstreamErrorsPer5Minutes: int(a, 'upstreamErrorsPer5Minutes', d.upstreamErrorsPer5Minutes, 1, 1_000_000, 'alarms.upstreamErrorsPer5Minutes'),
+    callbackSignatureFailuresPer5Minutes: int(a, 'callbackSignatureFailuresPer5Minutes', d.callbackSignatureFailuresPer5Minutes, 1, 1_000_000, 'alarms.callbackSignatureFailuresPer5Minutes'),
     runbookUrl,
   };
 }
@@ -161,8 +184,84 @@ function isBareHttpsUrl(value: string): boolean {
   }
 }
 
+/** The stage whose config must be production-grade: https, public origins and base URL only. */
+export const PRODUCTION_STAGE = 'prod';
+
+/**
+ * Whether a host name is one no public client could reach: `localhost` (and `*.localhost`), loopback
+ * (127.0.0.0/8, `[::1]`), private and link-local IPv4 ranges, IPv6 unique-local and link-local, unspecified
+ * addresses, and the `.local`/`.internal` names of private networks. `host` is `URL.hostname` (lower case,
+ * IPv6 in brackets).
+ */
+export function isNonPublicHost(host: string): boolean {
+  if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal') || !host.includes('.') && !host.startsWith('[')) return true;
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(host);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 0 || a === 10 || a === 127 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+  }
+  if (host.startsWith('[')) {
+    const v6 = host.slice(1, -1);
+    return v6 === '::1' || v6 === '::' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || v6.startsWith('::ffff:');
+  }
+  return false;
+}
+
+/** Checks `publicBaseUrl`: https, no credentials, query, fragment or trailing slash; a path is allowed. */
+function parsePublicBaseUrl(raw: unknown, production: boolean): string | undefined {
+  if (raw === undefined) return undefined;
+  const example = 'e.g. "https://voice.example.com" or "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"';
+  if (typeof raw !== 'string') {
+    throw new ConfigError('publicBaseUrl', `expected a URL string, got ${JSON.stringify(raw)}`, `set it to the stage's public https URL, ${example}, or leave it out to use the stage URL`);
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('publicBaseUrl', `"${raw}" is not a URL`, `write the stage's public https URL, ${example}`);
+  }
+  const problem =
+    url.protocol !== 'https:' ? 'it is not https (Twilio must call the callback over TLS)'
+    : url.username || url.password ? 'it contains credentials'
+    : raw.includes('?') ? 'it has a query'
+    : raw.includes('#') ? 'it has a fragment'
+    : raw.endsWith('/') ? 'it ends with "/" (route paths are appended to it)'
+    : undefined;
+  if (problem) throw new ConfigError('publicBaseUrl', `"${raw}": ${problem}`, `write the base URL Twilio calls, ${example}, with no trailing slash`);
+  const canonical = url.pathname === '/' ? url.origin : `${url.origin}${url.pathname}`;
+  if (canonical !== raw) {
+    throw new ConfigError('publicBaseUrl', `"${raw}" is not in canonical form (expected "${canonical}"); Twilio signs the exact URL, so spellings matter`, `write it exactly as "${canonical}"`);
+  }
+  if (production && isNonPublicHost(url.hostname)) {
+    throw new ConfigError('publicBaseUrl', `"${raw}" is not a public address, and the ${PRODUCTION_STAGE} stage needs one Twilio can reach`, `set the ${PRODUCTION_STAGE} stage's publicBaseUrl to its public https URL, or leave it out to use the stage URL`);
+  }
+  return raw;
+}
+
+/** The prod stage refuses origins only a developer's machine has: plain http and non-public hosts. */
+function checkProductionOrigin(origin: string): void {
+  const url = new URL(origin);
+  if (url.protocol !== 'https:' || isNonPublicHost(url.hostname)) {
+    throw new ConfigError(
+      'allowedOrigins',
+      `"${origin}" is ${url.protocol !== 'https:' ? 'not https' : 'not a public host'}, which the ${PRODUCTION_STAGE} stage refuses (any local page or network neighbour could call the production API)`,
+      `keep http:// and localhost origins in the dev stage's block ("voiceTokenStages": {"dev": {"allowedOrigins": [...]}}) and list only your public https frontends for ${PRODUCTION_STAGE}`,
+    );
+  }
+}
+
+export interface ParseOptions {
+  /**
+   * The stage this config is for. It is the default `stageName`, and the `prod` stage gets the production
+   * checks (https public origins, public `publicBaseUrl`). @default - no stage: `stageName` defaults to `prod`,
+   * without the production checks (callers that deploy use `parseStageConfig`)
+   */
+  readonly stage?: string;
+}
+
 /** Validates raw context and fills in defaults. Throws ConfigError naming the key on any problem. */
-export function parseConfig(raw: unknown): ServiceConfig {
+export function parseConfig(raw: unknown, options: ParseOptions = {}): ServiceConfig {
+  const production = options.stage === PRODUCTION_STAGE;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('', 'the "voiceToken" context object is missing', 'add a "voiceToken" object to "context" in cdk.json');
   }
@@ -173,6 +272,7 @@ export function parseConfig(raw: unknown): ServiceConfig {
     throw new ConfigError('allowedOrigins', 'the list is empty, so no browser could call the API', 'list the origins of your frontends, e.g. ["https://app.example.com"]');
   }
   allowedOrigins.forEach((o) => checkOrigin(o));
+  if (production) allowedOrigins.forEach(checkProductionOrigin);
 
   const supabaseUrl = r['supabaseUrl'];
   if (typeof supabaseUrl !== 'string' || !isBareHttpsUrl(supabaseUrl)) {
@@ -211,9 +311,14 @@ export function parseConfig(raw: unknown): ServiceConfig {
     throw new ConfigError('quota.period', `expected DAY, WEEK or MONTH, got ${JSON.stringify(period)}`, 'set "period" to "DAY", "WEEK" or "MONTH"');
   }
 
-  const stageName = r['stageName'] ?? DEFAULTS.stageName;
+  const stageName = r['stageName'] ?? options.stage ?? DEFAULTS.stageName;
   if (typeof stageName !== 'string' || !/^[a-zA-Z0-9_]{1,64}$/.test(stageName)) {
     throw new ConfigError('stageName', `expected letters, digits or underscore, got ${JSON.stringify(stageName)}`, 'set it to e.g. "prod"');
+  }
+
+  const st = r['statusThrottle'] ?? DEFAULTS.statusThrottle;
+  if (typeof st !== 'object' || st === null || Array.isArray(st)) {
+    throw new ConfigError('statusThrottle', `expected an object, got ${JSON.stringify(st)}`, 'set it to e.g. {"rateLimit":20,"burstLimit":40}, or leave it out');
   }
 
   return {
@@ -236,6 +341,14 @@ export function parseConfig(raw: unknown): ServiceConfig {
     bindSessionToIp,
     logRetentionDays: int(r, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653),
     stageName,
+    publicBaseUrl: parsePublicBaseUrl(r['publicBaseUrl'], production),
+    concurrentCallLimit: int(r, 'concurrentCallLimit', DEFAULTS.concurrentCallLimit, 1, 50),
+    maxCallSeconds: int(r, 'maxCallSeconds', DEFAULTS.maxCallSeconds, 60, 14_400),
+    statusLimitPerIpPerMinute: int(r, 'statusLimitPerIpPerMinute', DEFAULTS.statusLimitPerIpPerMinute, 1, 100_000),
+    statusThrottle: {
+      rateLimit: int(st as Raw, 'rateLimit', DEFAULTS.statusThrottle.rateLimit, 1, 10_000, 'statusThrottle.rateLimit'),
+      burstLimit: int(st as Raw, 'burstLimit', DEFAULTS.statusThrottle.burstLimit, 1, 5_000, 'statusThrottle.burstLimit'),
+    },
     logLevel: parseLogLevel(r['logLevel']),
     debugLogSampleRate: parseSampleRate(r['debugLogSampleRate']),
     alarms: parseAlarms(r['alarms']),
@@ -256,4 +369,52 @@ function parseSampleRate(raw: unknown): number {
     throw new ConfigError('debugLogSampleRate', `expected a number from 0 to 1, got ${JSON.stringify(v)}`, 'set it to e.g. 0.01 to log 1% of invocations at DEBUG, or 0 for none');
   }
   return v;
+}
+
+/** Keys whose values are objects merged key by key when a stage block overrides the shared block. */
+const MERGED_OBJECT_KEYS = ['throttle', 'quota', 'alarms', 'statusThrottle'] as const;
+
+/**
+ * A stage's raw config: its block of `voiceTokenStages` laid over the shared `voiceToken` block. A key set in
+ * the stage block replaces the shared value, except `throttle`, `quota`, `statusThrottle` and `alarms`,
+ * which are merged key by key (a stage can change one alarm threshold and keep the shared email). Lists
+ * (`allowedOrigins`, `dialPrefixes`) are replaced whole, never concatenated.
+ */
+export function mergeStageConfig(shared: Raw, stageBlock: Raw): Raw {
+  const merged: Raw = { ...shared, ...stageBlock };
+  for (const key of MERGED_OBJECT_KEYS) {
+    const [a, b] = [shared[key], stageBlock[key]];
+    if (isPlainObject(a) && isPlainObject(b)) merged[key] = { ...a, ...b };
+  }
+  return merged;
+}
+
+function isPlainObject(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates one stage's config (shared block merged with the stage block, see `mergeStageConfig`), with
+ * the stage's defaults and checks. Errors name the stage as well as the key.
+ */
+export function parseStageConfig(shared: unknown, stageBlock: unknown, stage: string): ServiceConfig {
+  if (!isPlainObject(shared)) {
+    throw new ConfigError('', 'the "voiceToken" context object is missing', 'add a "voiceToken" object to "context" in cdk.json');
+  }
+  if (stageBlock !== undefined && !isPlainObject(stageBlock)) {
+    throw new ConfigError(stage, `expected an object of overrides, got ${JSON.stringify(stageBlock)}`, `set "voiceTokenStages.${stage}" to an object such as {"allowedOrigins":["https://app.example.com"]}`, 'voiceTokenStages');
+  }
+  try {
+    return parseConfig(mergeStageConfig(shared, stageBlock ?? {}), { stage });
+  } catch (err) {
+    throw inStage(err, stage);
+  }
+}
+
+/** Prefixes a ConfigError's message with the stage it concerns (other errors pass through unchanged). */
+export function inStage(err: unknown, stage: string): unknown {
+  if (err instanceof ConfigError && !err.message.startsWith('Stage "')) {
+    err.message = `Stage "${stage}" (voiceToken merged with voiceTokenStages.${stage}): ${err.message}`;
+  }
+  return err;
 }

@@ -1,6 +1,7 @@
 import { CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { ServiceConfig } from './config';
+import { STATUS_CALLBACK_PATH } from './routes';
 import { Api } from './constructs/api';
 import { ServiceFunctions } from './constructs/functions';
 import { Monitoring } from './constructs/monitoring';
@@ -19,6 +20,7 @@ const TWILIO_PLACEHOLDERS: Readonly<Record<(typeof TWILIO_SECRET_FIELDS)[number]
   apiKeySecret: '<api key secret>',
   twimlAppSid: 'AP...',
   callerId: '+1...',
+  authToken: '<account auth token>',
 };
 
 /** The server-side Twilio Voice token service. Wiring only: each concern lives in `lib/constructs/`. */
@@ -28,6 +30,8 @@ export class VoiceTokenStack extends Stack {
   public readonly functions: ServiceFunctions;
   public readonly api: Api;
   public readonly monitoring: Monitoring;
+  /** The URL Twilio posts call status to (`publicBaseUrl` or the stage URL, plus `/api/twilio/status`). */
+  public readonly statusCallbackUrl: string;
 
   constructor(scope: Construct, id: string, props: VoiceTokenStackProps) {
     super(scope, id, props);
@@ -42,13 +46,17 @@ export class VoiceTokenStack extends Stack {
       handlers: this.functions.handlers,
       usageKeySecret: this.secrets.usageKey,
     });
+    // Set after the API exists. The default base is built from the API id and the configured stage name,
+    // not the Stage resource, which would make the functions depend on the deployment that depends on them.
+    this.statusCallbackUrl = `${config.publicBaseUrl ?? this.api.baseUrlForFunctions}${STATUS_CALLBACK_PATH}`;
+    this.functions.setStatusCallbackUrl(this.statusCallbackUrl);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       alarms: config.alarms,
       restApi: this.api.restApi,
       accessLogs: this.api.accessLogs,
       table: this.table.table,
-      functions: { Authorizer: this.functions.authorizer, Token: this.functions.handlers.token, Voice: this.functions.handlers.voice, Hangup: this.functions.handlers.hangup },
+      functions: { Authorizer: this.functions.authorizer, Token: this.functions.handlers.token, Voice: this.functions.handlers.voice, Hangup: this.functions.handlers.hangup, Status: this.functions.handlers.status },
     });
 
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
@@ -62,9 +70,11 @@ export class VoiceTokenStack extends Stack {
       output('LegacyJwtSecretName', this.secrets.legacyJwt.secretName, 'Put the legacy Supabase JWT secret here after deploy');
     }
     output('AuthorizerFunctionName', this.functions.authorizer.functionName, 'Lambda authorizer');
-    output('TokenFunctionName', this.functions.handlers.token.functionName, 'POST /api/twilio/token');
+    output('TokenFunctionName', this.functions.handlers.token.functionName, 'POST and DELETE /api/twilio/token');
     output('VoiceFunctionName', this.functions.handlers.voice.functionName, 'POST /api/twilio/voice');
     output('HangupFunctionName', this.functions.handlers.hangup.functionName, 'POST /api/twilio/hangup');
+    output('StatusFunctionName', this.functions.handlers.status.functionName, "POST /api/twilio/status (Twilio's call status callbacks)");
+    output('StatusCallbackUrl', this.statusCallbackUrl, "URL Twilio posts call status to; Twilio's signature covers it exactly, so it must match the URL Twilio calls");
     output('AccessLogGroupName', this.api.accessLogs.logGroupName, 'API Gateway access logs (JSON)');
     output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic every alarm notifies; subscribe on-call to it (docs/runbook.md)');
     output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard for on-call and the security team');

@@ -67,10 +67,17 @@ export interface ApiProps {
 }
 
 /**
- * The REST API, built from the route table: every route behind the Supabase REQUEST authorizer and
- * the usage plan, an unauthenticated `OPTIONS` per path answered by the route's own function (its CORS
- * middleware does the exact allowlist; `defaultCorsPreflightOptions` cannot refuse a foreign origin),
- * the contract's gateway responses, JSON access logs, tracing and stage throttling.
+ * API Gateway's key for one method's deployment settings: `/<resource path>/<METHOD>` (CDK escapes it into
+ * the stage's `MethodSettings`), e.g. `/api/twilio/status/POST`.
+ */
+export const methodSettingsKey = (route: Pick<Route, 'method' | 'path'>): string => `${route.path}/${route.method}`;
+
+/**
+ * The REST API, built from the route table: every browser route behind the Supabase REQUEST authorizer
+ * and the usage plan, an unauthenticated `OPTIONS` per browser path answered by the route's own function
+ * (its CORS middleware does the exact allowlist; `defaultCorsPreflightOptions` cannot refuse a foreign
+ * origin), Twilio's status callback without authorizer or API key but with its own method throttling, the
+ * contract's gateway responses, JSON access logs, tracing and stage throttling.
  */
 export class Api extends Construct {
   public readonly restApi: apigateway.RestApi;
@@ -78,6 +85,12 @@ export class Api extends Construct {
   public readonly usagePlan: apigateway.UsagePlan;
   /** Stage URL without a trailing slash: append a route path such as `/api/twilio/token`. */
   public readonly url: string;
+  /**
+   * The same URL built from the API id and the configured stage name rather than the Stage resource, for
+   * the functions' environment: the stage depends on the deployment, the deployment on the methods, the
+   * methods on the functions, so a function referring to the Stage would close a dependency cycle.
+   */
+  public readonly baseUrlForFunctions: string;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
@@ -109,6 +122,20 @@ export class Api extends Construct {
         // Full request/response logging would write session tokens and phone numbers to the logs.
         dataTraceEnabled: false,
         metricsEnabled: true,
+        // Twilio's callback has no usage plan (no API key), so it gets its own method throttle instead. A
+        // method's settings replace the stage-wide ones for that method, so the logging settings are repeated.
+        methodOptions: Object.fromEntries(
+          ROUTES.filter((r) => !r.authorized).map((r) => [
+            methodSettingsKey(r),
+            {
+              throttlingRateLimit: config.statusThrottle.rateLimit,
+              throttlingBurstLimit: config.statusThrottle.burstLimit,
+              loggingLevel: apigateway.MethodLoggingLevel.ERROR,
+              dataTraceEnabled: false,
+              metricsEnabled: true,
+            },
+          ]),
+        ),
       },
     });
     const cloudWatchRole = this.restApi.node.findChild('CloudWatchRole');
@@ -126,7 +153,9 @@ export class Api extends Construct {
     // RestApi always adds an `Endpoint` output (the same URL with a trailing slash); the stack's single
     // ApiUrl output replaces it, so operators do not see two spellings of one URL.
     this.restApi.node.tryRemoveChild('Endpoint');
-    this.url = `https://${this.restApi.restApiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}/${stage.stageName}`;
+    const host = `https://${this.restApi.restApiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`;
+    this.url = `${host}/${stage.stageName}`;
+    this.baseUrlForFunctions = `${host}/${config.stageName}`;
 
     const authorizer = new apigateway.RequestAuthorizer(this, 'Authorizer', {
       handler: props.authorizer,
@@ -168,8 +197,22 @@ export class Api extends Construct {
     };
 
     for (const route of ROUTES) {
+      const resource = this.restApi.root.resourceForPath(route.path);
+      if (!route.authorized) {
+        // Twilio's status callback: Twilio can carry neither a Supabase session nor our usage key, and no
+        // browser may call it (no OPTIONS). The function verifies X-Twilio-Signature on every request.
+        const callback = resource.addMethod(route.method, integrationFor(route.fn), {
+          authorizationType: apigateway.AuthorizationType.NONE,
+          apiKeyRequired: false,
+        });
+        const reason =
+          "Called by Twilio, which cannot present a Supabase session or an API key: Twilio proves each request with X-Twilio-Signature (HMAC-SHA1 of the exact URL and parameters under the account's auth token), which the function checks before reading anything, answering 403 otherwise; the method has its own throttle and a per-IP limit.";
+        Validations.of(callback).acknowledge({ id: 'AwsSolutions-APIG4', reason });
+        Validations.of(callback).acknowledge({ id: 'AwsSolutions-COG4', reason });
+        continue;
+      }
       const model = modelFor(route.model);
-      const method = this.restApi.root.resourceForPath(route.path).addMethod(route.method, integrationFor(route.fn), {
+      const method = resource.addMethod(route.method, integrationFor(route.fn), {
         authorizer,
         authorizationType: apigateway.AuthorizationType.CUSTOM,
         apiKeyRequired: true,
@@ -182,7 +225,7 @@ export class Api extends Construct {
     }
 
     for (const path of RESOURCE_PATHS) {
-      const route = ROUTES.find((r) => r.path === path);
+      const route = ROUTES.find((r) => r.path === path && r.authorized);
       if (!route) continue;
       const preflight = this.restApi.root.resourceForPath(path).addMethod('OPTIONS', integrationFor(route.fn), {
         authorizationType: apigateway.AuthorizationType.NONE,

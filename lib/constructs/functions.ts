@@ -20,11 +20,16 @@ export interface ServiceFunctionsProps {
 }
 
 /**
- * The authorizer and the three route handlers, each with its environment (names, ARNs and limits,
- * never secret values) and least-privilege grants:
+ * The authorizer, the three browser route handlers and Twilio's status-callback handler, each with its
+ * environment (names, ARNs and limits, never secret values) and least-privilege grants:
  * - authorizer: read the usage-key secret and, if configured, the legacy JWT secret; no table access;
  * - token, voice, hangup: single-item reads and writes on the table, read the Twilio and
- *   encryption-key secrets.
+ *   encryption-key secrets;
+ * - status: single-item reads and writes on the table, read the Twilio secret (its `authToken` checks
+ *   `X-Twilio-Signature`); never the encryption keys: it does not touch stored tokens.
+ *
+ * `STATUS_CALLBACK_URL` depends on the API, which is built after the functions; the stack sets it with
+ * `setStatusCallbackUrl` once the API exists.
  */
 export class ServiceFunctions extends Construct {
   public readonly authorizer: BaseFunction;
@@ -75,6 +80,8 @@ export class ServiceFunctions extends Construct {
       [ENV.USER_TOKEN_QUOTA_PER_DAY]: String(config.userTokenQuotaPerDay),
       [ENV.USER_CALL_QUOTA_PER_DAY]: String(config.userCallQuotaPerDay),
       [ENV.DIAL_PREFIXES]: config.dialPrefixes.join(','),
+      [ENV.CONCURRENT_CALL_LIMIT]: String(config.concurrentCallLimit),
+      [ENV.MAX_CALL_SECONDS]: String(config.maxCallSeconds),
       ...(config.bindSessionToIp ? { [ENV.BIND_SESSION_TO_IP]: 'true' } : {}),
     };
     const handler = (id: string, handlerDir: FunctionName, description: string): BaseFunction => {
@@ -99,10 +106,40 @@ export class ServiceFunctions extends Construct {
       token: handler('Token', 'token', 'Opens a voice session: mints, encrypts and stores the Twilio Access Token'),
       voice: handler('Voice', 'voice', 'Places a call through the Twilio REST API for the caller'),
       hangup: handler('Hangup', 'hangup', "Ends one of the caller's own calls"),
+      status: this.statusFunction(config, table, secrets, common),
     };
   }
 
-  /** All four functions, for outputs and monitoring. */
+  private statusFunction(config: ServiceConfig, table: TokenTable, secrets: Secrets, common: Record<string, string>): BaseFunction {
+    const fn = new BaseFunction(this, 'Status', {
+      handlerDir: 'status',
+      description: "Records Twilio's call status callbacks (signed with X-Twilio-Signature) on the caller's call record",
+      // Form parsing, one HMAC-SHA1 and one conditional write; no Twilio SDK client, so 256 MB is plenty.
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+      logRetentionDays: config.logRetentionDays,
+      environment: {
+        ...common,
+        [ENV.TABLE_NAME]: table.table.tableName,
+        [ENV.TWILIO_SECRET_ID]: secrets.twilio.secretArn,
+        [ENV.STATUS_LIMIT_PER_IP_PER_MINUTE]: String(config.statusLimitPerIpPerMinute),
+      },
+    });
+    table.grantItemReadWrite(fn);
+    secrets.twilio.grantRead(fn);
+    return fn;
+  }
+
+  /**
+   * Gives the functions that need it the public URL of the status callback route: the voice function
+   * (Twilio's `statusCallback` of each call) and the status function (the URL signatures are checked
+   * against). Called by the stack after the API is built.
+   */
+  public setStatusCallbackUrl(url: string): void {
+    for (const fn of [this.handlers.voice, this.handlers.status]) fn.addEnvironment(ENV.STATUS_CALLBACK_URL, url);
+  }
+
+  /** All five functions, for outputs and monitoring. */
   public get all(): readonly BaseFunction[] {
     return [this.authorizer, ...Object.values(this.handlers)];
   }

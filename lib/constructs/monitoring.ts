@@ -31,7 +31,7 @@ export interface MonitoringProps {
   readonly restApi: apigateway.RestApi;
   readonly accessLogs: logs.ILogGroup;
   readonly table: dynamodb.Table;
-  /** Every function by a short name used in alarm ids (`Authorizer`, `Token`, `Voice`, `Hangup`). */
+  /** Every function by a short name used in alarm ids (`Authorizer`, `Token`, `Voice`, `Hangup`, `Status`). */
   readonly functions: Readonly<Record<string, lambda.Function>>;
 }
 
@@ -167,6 +167,15 @@ export class Monitoring extends Construct {
         firstAction: 'Break the 429s down by limiter, user and source IP; block the IP or revoke the user if it is abuse.',
       },
       { metric: serviceMetric(METRIC.RateLimited), threshold: config.rateLimitedPer5Minutes, comparisonOperator: atLeast, evaluationPeriods: 1, treatMissingData: quiet },
+    );
+    add(
+      {
+        id: 'CallbackSignatureFailures',
+        title: 'Callback signature failures',
+        meaning: `At least ${config.callbackSignatureFailuresPer5Minutes} requests to the status callback route in 5 minutes had no valid X-Twilio-Signature (refused with 403): forged callbacks, a rotated auth token, or a publicBaseUrl that is not the URL Twilio calls.`,
+        firstAction: 'Check whether all callbacks fail (auth token or URL mismatch: fix the secret or publicBaseUrl) or a few IPs do (probing: block them).',
+      },
+      { metric: serviceMetric(METRIC.CallbackSignatureFailures), threshold: config.callbackSignatureFailuresPer5Minutes, comparisonOperator: atLeast, evaluationPeriods: 1, treatMissingData: quiet },
     );
 
     // --- Health of the API and the functions ----------------------------------------------------------------
@@ -329,7 +338,12 @@ export class Monitoring extends Construct {
       graph('Cold starts', fns.map(([name, fn]) => new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: METRIC.ColdStart, dimensionsMap: { [DIMENSION.service]: SERVICE_NAME, [DIMENSION.functionName]: fn.functionName }, ...sum, label: name }))),
     );
     dashboard.addWidgets(
-      graph('Calls started / ended', [serviceMetric(METRIC.CallsStarted), serviceMetric(METRIC.CallsEnded)]),
+      graph('Calls started / ended; status callbacks recorded, bad signatures', [
+        serviceMetric(METRIC.CallsStarted),
+        serviceMetric(METRIC.CallsEnded),
+        serviceMetric(METRIC.CallStatusUpdates),
+        serviceMetric(METRIC.CallbackSignatureFailures),
+      ]),
       graph('Twilio errors by reason; server errors by reason', [breakdown(METRIC.UpstreamErrors, 'twilio'), breakdown(METRIC.ServerErrors, 'server')]),
       graph('DynamoDB throttles, system errors; usage-plan quota', [
         props.table.metric('ReadThrottleEvents', sum),

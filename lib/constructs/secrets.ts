@@ -3,8 +3,13 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 
-/** Fields of the Twilio credentials secret; the operator fills them after the first deploy. */
-export const TWILIO_SECRET_FIELDS = ['accountSid', 'apiKeySid', 'apiKeySecret', 'twimlAppSid', 'callerId'] as const;
+/**
+ * Fields of the Twilio credentials secret; the operator fills them after the first deploy. `authToken` (the
+ * account's auth token) is what Twilio signs status callbacks with; without it every callback is refused (403).
+ * Adding a field changes the secret's template value, and CloudFormation then overwrites whatever the
+ * operator put: add fields only together with a new stack, or tell operators to put the secret again.
+ */
+export const TWILIO_SECRET_FIELDS = ['accountSid', 'apiKeySid', 'apiKeySecret', 'twimlAppSid', 'callerId', 'authToken'] as const;
 
 /** Version label of the first token-encryption key, and the JSON field its generated seed lives in. */
 export const FIRST_KEY_VERSION = 'v1';
@@ -27,7 +32,7 @@ export class Secrets extends Construct {
   /** Encrypts all secrets below. */
   public readonly key: kms.Key;
   /**
-   * Twilio credentials as JSON: `{"accountSid","apiKeySid","apiKeySecret","twimlAppSid","callerId"}`.
+   * Twilio credentials as JSON: `{"accountSid","apiKeySid","apiKeySecret","twimlAppSid","callerId","authToken"}`.
    * Created with every field empty; until the operator puts real values, the Lambdas must answer 503.
    */
   public readonly twilio: secretsmanager.Secret;

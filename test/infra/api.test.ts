@@ -1,8 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { ERRORS, SECURITY_HEADERS } from '../../lambdas/shared/contract';
-import { REQUEST_SCHEMAS } from '../../lib/constructs/api';
+import { methodSettingsKey, REQUEST_SCHEMAS } from '../../lib/constructs/api';
 import { GATEWAY_RESPONSES } from '../../lib/gateway-responses';
-import { RESOURCE_PATHS, ROUTES } from '../../lib/routes';
+import { RESOURCE_PATHS, ROUTES, STATUS_CALLBACK_PATH } from '../../lib/routes';
 import { logicalId, synthesize } from './support';
 
 const { stack, template } = synthesize();
@@ -11,7 +11,9 @@ const fnId = {
   token: logicalId(stack, stack.functions.handlers.token),
   voice: logicalId(stack, stack.functions.handlers.voice),
   hangup: logicalId(stack, stack.functions.handlers.hangup),
+  status: logicalId(stack, stack.functions.handlers.status),
 };
+const browserRoutes = ROUTES.filter((r) => r.authorized);
 
 type Props = Record<string, unknown>;
 type Resource = { Properties: Props };
@@ -61,7 +63,7 @@ describe('REST API', () => {
     expect([...methods.keys()].sort()).toEqual(expected.sort());
   });
 
-  it.each(ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('guards %s with the Supabase authorizer and an API key', (key, route) => {
+  it.each(browserRoutes.map((r) => [`${r.method} ${r.path}`, r] as const))('guards %s with the Supabase authorizer and an API key', (key, route) => {
     const m = method(key);
     expect(m['AuthorizationType']).toBe('CUSTOM');
     expect(m['AuthorizerId']).toEqual({ Ref: onlyId('AWS::ApiGateway::Authorizer') });
@@ -78,6 +80,26 @@ describe('REST API', () => {
     expect(m['AuthorizerId']).toBeUndefined();
     expect(m['Integration']).toMatchObject({ Type: 'AWS_PROXY' });
     expect(integrationTarget(m)).toContain(`"${fnId[route?.fn ?? 'token']}"`);
+  });
+
+  it('guards DELETE /api/twilio/token (ending the voice session) with the authorizer, served by the token function', () => {
+    const m = method('DELETE /api/twilio/token');
+    expect(m).toMatchObject({ AuthorizationType: 'CUSTOM', ApiKeyRequired: true, AuthorizerId: { Ref: onlyId('AWS::ApiGateway::Authorizer') } });
+    expect(integrationTarget(m)).toContain(`"${fnId.token}"`);
+  });
+
+  it('serves POST /api/twilio/status to Twilio with no authorizer and no API key, through the status function', () => {
+    const m = method(`POST ${STATUS_CALLBACK_PATH}`);
+    expect(m['AuthorizationType']).toBe('NONE');
+    expect(m['AuthorizerId']).toBeUndefined();
+    expect(m['ApiKeyRequired']).toBe(false);
+    expect(m['Integration']).toMatchObject({ Type: 'AWS_PROXY', IntegrationHttpMethod: 'POST' });
+    expect(integrationTarget(m)).toContain(`"${fnId.status}"`);
+  });
+
+  it('answers no preflight on the status path: no browser may call it', () => {
+    expect(methods.has(`OPTIONS ${STATUS_CALLBACK_PATH}`)).toBe(false);
+    expect([...methods.keys()].filter((k) => k.endsWith(STATUS_CALLBACK_PATH))).toEqual([`POST ${STATUS_CALLBACK_PATH}`]);
   });
 
   it('does not use the built-in CORS preflight (a MOCK integration cannot refuse foreign origins)', () => {
@@ -185,7 +207,24 @@ describe('stage', () => {
           DataTraceEnabled: false,
           MetricsEnabled: true,
         },
+        {
+          HttpMethod: 'POST',
+          ResourcePath: '/~1api~1twilio~1status',
+          ThrottlingRateLimit: 20,
+          ThrottlingBurstLimit: 40,
+          LoggingLevel: 'ERROR',
+          DataTraceEnabled: false,
+          MetricsEnabled: true,
+        },
       ],
+    });
+  });
+
+  it('throttles the status callback method with statusThrottle from config (it has no usage plan)', () => {
+    expect(methodSettingsKey({ method: 'POST', path: STATUS_CALLBACK_PATH })).toBe('/api/twilio/status/POST');
+    const { template: t } = synthesize({ config: { statusThrottle: { rateLimit: 5, burstLimit: 6 } } });
+    t.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: Match.arrayWith([Match.objectLike({ HttpMethod: 'POST', ResourcePath: '/~1api~1twilio~1status', ThrottlingRateLimit: 5, ThrottlingBurstLimit: 6 })]),
     });
   });
 
@@ -224,7 +263,7 @@ describe('stage', () => {
   it('takes throttling from config', () => {
     const { template: t } = synthesize({ config: { throttle: { rateLimit: 3, burstLimit: 7 } } });
     t.hasResourceProperties('AWS::ApiGateway::Stage', {
-      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 3, ThrottlingBurstLimit: 7 })],
+      MethodSettings: Match.arrayWith([Match.objectLike({ HttpMethod: '*', ThrottlingRateLimit: 3, ThrottlingBurstLimit: 7 })]),
     });
     t.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 3, BurstLimit: 7 } });
   });

@@ -1,7 +1,6 @@
-import { App } from 'aws-cdk-lib';
-import { CONFIG_CONTEXT_KEY, readConfig } from '../../lib/app';
+import { CONFIG_CONTEXT_KEY } from '../../lib/app';
 import { ConfigError, parseConfig } from '../../lib/config';
-import { shippedConfig, synthesize } from './support';
+import { shippedConfig, synthesize, synthesizeApp } from './support';
 
 /** Expects `fn` to throw a ConfigError whose message names `voiceToken.<key>` and offers a fix. */
 function expectConfigError(fn: () => unknown, key: string): void {
@@ -36,9 +35,22 @@ describe('the shipped cdk.json context', () => {
       bindSessionToIp: false,
       logRetentionDays: 90,
       stageName: 'prod',
+      publicBaseUrl: undefined,
+      concurrentCallLimit: 2,
+      maxCallSeconds: 3600,
+      statusLimitPerIpPerMinute: 600,
+      statusThrottle: { rateLimit: 20, burstLimit: 40 },
       logLevel: 'INFO',
       debugLogSampleRate: 0.01,
-      alarms: { email: undefined, tokensIssuedPer5Minutes: 100, authDenialsPer5Minutes: 50, rateLimitedPer5Minutes: 25, upstreamErrorsPer5Minutes: 5, runbookUrl: 'docs/runbook.md' },
+      alarms: {
+        email: undefined,
+        tokensIssuedPer5Minutes: 100,
+        authDenialsPer5Minutes: 50,
+        rateLimitedPer5Minutes: 25,
+        upstreamErrorsPer5Minutes: 5,
+        callbackSignatureFailuresPer5Minutes: 10,
+        runbookUrl: 'docs/runbook.md',
+      },
     });
   });
 
@@ -50,18 +62,18 @@ describe('the shipped cdk.json context', () => {
 
 describe('reading the config from CDK context', () => {
   it('accepts the -c voiceToken=<json> string form', () => {
-    const app = new App({ context: { [CONFIG_CONTEXT_KEY]: JSON.stringify(shippedConfig()) } });
-    expect(readConfig(app)).toEqual(parseConfig(shippedConfig()));
+    const built = synthesizeApp({ [CONFIG_CONTEXT_KEY]: JSON.stringify(shippedConfig()), stage: 'prod' });
+    expect(built.stages[0]?.config).toEqual(synthesize().config);
   });
 
   it('rejects a -c voiceToken string that is not JSON', () => {
-    const app = new App({ context: { [CONFIG_CONTEXT_KEY]: '{allowedOrigins:' } });
-    expect(() => readConfig(app)).toThrow(ConfigError);
-    expect(() => readConfig(app)).toThrow(/not valid JSON/);
+    const build = () => synthesizeApp({ [CONFIG_CONTEXT_KEY]: '{allowedOrigins:' });
+    expect(build).toThrow(ConfigError);
+    expect(build).toThrow(/not valid JSON/);
   });
 
   it('rejects an app without voiceToken context', () => {
-    expect(() => readConfig(new App())).toThrow(/add a "voiceToken" object/);
+    expect(() => synthesizeApp({ [CONFIG_CONTEXT_KEY]: undefined })).toThrow(/add a "voiceToken" object/);
   });
 });
 
@@ -120,5 +132,43 @@ describe('other keys', () => {
 describe('checks made while building the stack', () => {
   it('fails synth on a log retention CloudWatch Logs does not offer, naming the key', () => {
     expectConfigError(() => synthesize({ config: { logRetentionDays: 45 } }), 'logRetentionDays');
+  });
+});
+
+describe('status callback keys', () => {
+  it.each([
+    ['a custom domain', 'https://voice.example.com'],
+    ['a stage URL with its path', 'https://abc123defg.execute-api.eu-west-1.amazonaws.com/prod'],
+  ])('accepts %s as publicBaseUrl', (_what, publicBaseUrl) => {
+    expect(parseConfig({ ...shippedConfig(), publicBaseUrl }).publicBaseUrl).toBe(publicBaseUrl);
+  });
+
+  it.each([
+    ['plain http', 'http://voice.example.com'],
+    ['a trailing slash', 'https://voice.example.com/'],
+    ['a query', 'https://voice.example.com/prod?x=1'],
+    ['a fragment', 'https://voice.example.com/prod#top'],
+    ['credentials', 'https://user:pass@voice.example.com'],
+    ['a non-canonical spelling', 'https://Voice.example.com'],
+    ['no URL at all', 'voice.example.com'],
+    ['a number', 42],
+  ])('rejects a publicBaseUrl with %s', (_what, publicBaseUrl) => expectConfigError(withConfig({ publicBaseUrl }), 'publicBaseUrl'));
+
+  it.each([
+    ['concurrentCallLimit', 0],
+    ['concurrentCallLimit', 51],
+    ['maxCallSeconds', 59],
+    ['maxCallSeconds', 14_401],
+    ['statusLimitPerIpPerMinute', 0],
+    ['statusLimitPerIpPerMinute', 100_001],
+  ])('rejects %s = %s', (key, value) => expectConfigError(withConfig({ [key]: value }), key));
+
+  it('rejects a statusThrottle that is not an object, or out of range', () => {
+    expectConfigError(withConfig({ statusThrottle: 5 }), 'statusThrottle');
+    expectConfigError(withConfig({ statusThrottle: { rateLimit: 0 } }), 'statusThrottle.rateLimit');
+  });
+
+  it('rejects a callbackSignatureFailuresPer5Minutes of zero', () => {
+    expectConfigError(withConfig({ alarms: { callbackSignatureFailuresPer5Minutes: 0 } }), 'alarms.callbackSignatureFailuresPer5Minutes');
   });
 });

@@ -10,7 +10,7 @@ const handlerList = [
   ['voice', handlers.voice],
   ['hangup', handlers.hangup],
 ] as const;
-const everyFunction = [['authorizer', authorizer] as const, ...handlerList];
+const everyFunction = [['authorizer', authorizer] as const, ...handlerList, ['status', handlers.status] as const];
 
 type Props = Record<string, unknown>;
 const functionProps = (fn: typeof authorizer): Props =>
@@ -23,8 +23,8 @@ const ref = (construct: Parameters<typeof logicalId>[1]) => ({ Ref: logicalId(st
 const COMMON_ENV = [ENV.SUPABASE_URL, ENV.ALLOWED_ORIGINS, ENV.SECRET_CACHE_TTL_SECONDS, 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_LOGGER_SAMPLE_RATE', 'NODE_OPTIONS'];
 
 describe('functions', () => {
-  it('deploys exactly four functions (no CDK helper functions)', () => {
-    template.resourceCountIs('AWS::Lambda::Function', 4);
+  it('deploys exactly five functions (no CDK helper functions)', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 5);
   });
 
   it.each(everyFunction)('runs %s on Node.js 24 on arm64 with active X-Ray tracing, bundled as ESM', (_name, fn) => {
@@ -42,6 +42,10 @@ describe('functions', () => {
 
   it.each(handlerList)('gives the %s handler 512 MB and 10 seconds', (_name, fn) => {
     expect(functionProps(fn)).toMatchObject({ MemorySize: 512, Timeout: 10 });
+  });
+
+  it('gives the status function 256 MB and 10 seconds', () => {
+    expect(functionProps(handlers.status)).toMatchObject({ MemorySize: 256, Timeout: 10 });
   });
 
   it.each(everyFunction)('logs %s to its own log group with the configured retention, kept on teardown', (_name, fn) => {
@@ -84,6 +88,10 @@ describe('environment', () => {
       ENV.USER_TOKEN_QUOTA_PER_DAY,
       ENV.USER_CALL_QUOTA_PER_DAY,
       ENV.DIAL_PREFIXES,
+      ENV.CONCURRENT_CALL_LIMIT,
+      ENV.MAX_CALL_SECONDS,
+      // The voice function hands Twilio the callback URL with every call it places.
+      ...(fn === handlers.voice ? [ENV.STATUS_CALLBACK_URL] : []),
     ];
     expect(Object.keys(envOf(fn)).sort()).toEqual(expectedKeys.sort());
     expect(envOf(fn)).toMatchObject({
@@ -95,7 +103,27 @@ describe('environment', () => {
       [ENV.USER_TOKEN_QUOTA_PER_DAY]: '50',
       [ENV.USER_CALL_QUOTA_PER_DAY]: '100',
       [ENV.DIAL_PREFIXES]: '+1',
+      [ENV.CONCURRENT_CALL_LIMIT]: '2',
+      [ENV.MAX_CALL_SECONDS]: '3600',
     });
+  });
+
+  it('gives the status function the table, the Twilio secret by ARN, its per-IP limit and the callback URL, nothing more', () => {
+    expect(Object.keys(envOf(handlers.status)).sort()).toEqual(
+      [...COMMON_ENV, ENV.TABLE_NAME, ENV.TWILIO_SECRET_ID, ENV.STATUS_LIMIT_PER_IP_PER_MINUTE, ENV.STATUS_CALLBACK_URL].sort(),
+    );
+    expect(envOf(handlers.status)).toMatchObject({
+      [ENV.TABLE_NAME]: ref(stack.table.table),
+      [ENV.TWILIO_SECRET_ID]: ref(stack.secrets.twilio),
+      [ENV.STATUS_LIMIT_PER_IP_PER_MINUTE]: '600',
+    });
+  });
+
+  it('takes the call limits from config', () => {
+    const { stack: s, template: t } = synthesize({ config: { concurrentCallLimit: 3, maxCallSeconds: 600, statusLimitPerIpPerMinute: 120 } });
+    const env = (fn: typeof authorizer) => (t.toJSON()['Resources'][logicalId(s, fn)] as { Properties: { Environment: { Variables: Props } } }).Properties.Environment.Variables;
+    expect(env(s.functions.handlers.voice)).toMatchObject({ [ENV.CONCURRENT_CALL_LIMIT]: '3', [ENV.MAX_CALL_SECONDS]: '600' });
+    expect(env(s.functions.handlers.status)).toMatchObject({ [ENV.STATUS_LIMIT_PER_IP_PER_MINUTE]: '120' });
   });
 
   it('joins list settings with commas', () => {
@@ -118,13 +146,14 @@ describe('environment', () => {
     const secretIds = new Set(Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SecretsManager::Secret').map(([id]) => id));
     const literalSecretStrings = [...secretIds].map((id) => resources[id]?.Properties['SecretString']).filter((v): v is string => typeof v === 'string');
 
-    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+    for (const [, fn] of everyFunction) {
       for (const [key, value] of Object.entries(envOf(fn))) {
         const json = JSON.stringify(value);
         expect(json).not.toMatch(/resolve:secretsmanager|SecretString/);
         for (const literal of literalSecretStrings) expect(json).not.toContain(literal);
-        if (typeof value !== 'string') {
+        if (typeof value !== 'string' && key !== ENV.STATUS_CALLBACK_URL) {
           // Anything computed must be a plain Ref: a secret's Ref is its ARN, the table's Ref its name.
+          // (The callback URL is joined from the API id and region; its own tests pin it.)
           expect(Object.keys(value as object)).toEqual(['Ref']);
           if (key.endsWith('_SECRET_ID')) expect(secretIds.has((value as { Ref: string }).Ref)).toBe(true);
         }
@@ -180,8 +209,47 @@ describe('IAM, least privilege', () => {
     expect(secretStatements[0]!.Resource).toHaveLength(2);
   });
 
+  it('lets the status function read and write table items by key only, through DynamoDB for the table key', () => {
+    const statements = statementsOfRole(template, roleId(handlers.status));
+    const dynamo = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toHaveLength(1);
+    expect(actionsOf(dynamo[0]!).sort()).toEqual([...TABLE_ITEM_ACTIONS].sort());
+    expect(dynamo[0]!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(stack, stack.table.table), 'Arn'] });
+    const kms = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kms).toHaveLength(1);
+    expect(kms[0]!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(stack, stack.table.key), 'Arn'] });
+    expect(JSON.stringify(kms[0]!.Condition)).toMatch(/dynamodb\..*amazonaws\.com/);
+  });
+
+  it('lets the status function read the Twilio secret and no other: no encryption keys, no usage key', () => {
+    const secretStatements = statementsOfRole(template, roleId(handlers.status)).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements).toEqual([
+      { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: ref(stack.secrets.twilio) },
+    ]);
+    const text = JSON.stringify(statementsOfRole(template, roleId(handlers.status)));
+    for (const other of [stack.secrets.encryptionKeys, stack.secrets.usageKey, stack.secrets.key]) expect(text).not.toContain(`"${logicalId(stack, other)}"`);
+  });
+
+  it('grants the status function only log, X-Ray, item and table-key actions', () => {
+    const actions = new Set(statementsOfRole(template, roleId(handlers.status)).flatMap(actionsOf));
+    const allowed = new Set([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      ...TABLE_ITEM_ACTIONS,
+      'kms:Decrypt',
+      'kms:DescribeKey',
+      'kms:Encrypt',
+      'kms:GenerateDataKey',
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetSecretValue',
+    ]);
+    expect([...actions].filter((a) => !allowed.has(a))).toEqual([]);
+  });
+
   it('grants no wildcard action to any function', () => {
-    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+    for (const [, fn] of everyFunction) {
       const actions = statementsOfRole(template, roleId(fn)).flatMap(actionsOf);
       expect(actions.filter((a) => a.includes('*'))).toEqual([]);
     }
@@ -197,14 +265,14 @@ describe('IAM, least privilege', () => {
   });
 
   it('attaches no AWS-managed policy to the function roles', () => {
-    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+    for (const [, fn] of everyFunction) {
       const role = template.toJSON()['Resources'][roleId(fn)] as { Properties: Props };
       expect(role.Properties['ManagedPolicyArns']).toBeUndefined();
     }
   });
 
   it('lets each function write only to its own log group', () => {
-    for (const fn of [authorizer, ...handlerList.map(([, f]) => f)]) {
+    for (const [, fn] of everyFunction) {
       const logs = statementsOfRole(template, roleId(fn)).filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
       const logGroupRef = (functionProps(fn)['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
       expect(logs).toEqual([{ Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': [logGroupRef, 'Arn'] } }]);

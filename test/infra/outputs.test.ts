@@ -19,6 +19,8 @@ describe('stack outputs', () => {
         'TokenFunctionName',
         'VoiceFunctionName',
         'HangupFunctionName',
+        'StatusFunctionName',
+        'StatusCallbackUrl',
         'AccessLogGroupName',
         'AlarmTopicArn',
         'DashboardUrl',
@@ -44,6 +46,7 @@ describe('stack outputs', () => {
     expect(outputs['TokenFunctionName']?.Value).toEqual({ Ref: logicalId(stack, stack.functions.handlers.token) });
     expect(outputs['VoiceFunctionName']?.Value).toEqual({ Ref: logicalId(stack, stack.functions.handlers.voice) });
     expect(outputs['HangupFunctionName']?.Value).toEqual({ Ref: logicalId(stack, stack.functions.handlers.hangup) });
+    expect(outputs['StatusFunctionName']?.Value).toEqual({ Ref: logicalId(stack, stack.functions.handlers.status) });
     expect(outputs['AccessLogGroupName']?.Value).toEqual({ Ref: logicalId(stack, stack.api.accessLogs) });
   });
 
@@ -56,7 +59,7 @@ describe('stack outputs', () => {
     ]);
     const json = JSON.parse(String(parts[2]).replace(/^ --secret-string '/, '').replace(/'$/, '')) as Record<string, string>;
     expect(Object.keys(json)).toEqual([...TWILIO_SECRET_FIELDS]);
-    expect(json).toEqual({ accountSid: 'AC...', apiKeySid: 'SK...', apiKeySecret: '<api key secret>', twimlAppSid: 'AP...', callerId: '+1...' });
+    expect(json).toEqual({ accountSid: 'AC...', apiKeySid: 'SK...', apiKeySecret: '<api key secret>', twimlAppSid: 'AP...', callerId: '+1...', authToken: '<account auth token>' });
   });
 
   it('exposes no secret value in any output', () => {

@@ -8,7 +8,8 @@ const ANON_KEY = 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlLW9mLXRo
 type Fn = Parameters<typeof logicalId>[1];
 const envOf = (t: ReturnType<typeof synthesize>, fn: Fn): Record<string, unknown> =>
   (t.template.toJSON()['Resources'][logicalId(t.stack, fn)] as { Properties: { Environment: { Variables: Record<string, unknown> } } }).Properties.Environment.Variables;
-const handlers = (t: ReturnType<typeof synthesize>) => Object.values(t.stack.functions.handlers);
+/** The browser route handlers (Twilio's status callback has no user session to bind). */
+const handlers = (t: ReturnType<typeof synthesize>) => [t.stack.functions.handlers.token, t.stack.functions.handlers.voice, t.stack.functions.handlers.hangup];
 
 describe('defaults', () => {
   const config = parseConfig(shippedConfig());
@@ -52,12 +53,13 @@ describe('wiring', () => {
   it('gives the authorizer, and only the authorizer, the session check and the anon key', () => {
     const t = synthesize({ config: { onlineSessionCheck: true, supabaseAnonKey: ANON_KEY } });
     expect(envOf(t, t.stack.functions.authorizer)).toMatchObject({ [ENV.SESSION_CHECK]: 'true', [ENV.SUPABASE_ANON_KEY]: ANON_KEY });
-    for (const fn of handlers(t)) expect(envOf(t, fn)).not.toHaveProperty(ENV.SESSION_CHECK);
+    for (const fn of [...handlers(t), t.stack.functions.handlers.status]) expect(envOf(t, fn)).not.toHaveProperty(ENV.SESSION_CHECK);
   });
 
   it('gives the three handlers, and not the authorizer, the IP binding', () => {
     const t = synthesize({ config: { bindSessionToIp: true } });
     for (const fn of handlers(t)) expect(envOf(t, fn)).toMatchObject({ [ENV.BIND_SESSION_TO_IP]: 'true' });
     expect(envOf(t, t.stack.functions.authorizer)).not.toHaveProperty(ENV.BIND_SESSION_TO_IP);
+    expect(envOf(t, t.stack.functions.handlers.status)).not.toHaveProperty(ENV.BIND_SESSION_TO_IP);
   });
 });
