@@ -86,6 +86,30 @@ export function selectedStages(app: App, blocks: Readonly<Record<string, unknown
 }
 
 /**
+ * Twilio's signature covers the callback URL, and each stage checks it against its own: two stages with one
+ * `publicBaseUrl` (typically one set in the shared block) would send one stage's callbacks to the other.
+ * Checked across every stage, also when `-c stage` builds only one.
+ * @throws ConfigError naming the stages that share a base URL.
+ */
+function checkDistinctCallbackUrls(shared: unknown, blocks: Readonly<Record<string, unknown>>): void {
+  const sharedBase = (shared as Record<string, unknown> | undefined)?.['publicBaseUrl'];
+  const owner = new Map<unknown, string>();
+  for (const [stage, block] of Object.entries(blocks)) {
+    const base = (block as Record<string, unknown> | undefined)?.['publicBaseUrl'] ?? sharedBase;
+    if (base === undefined) continue;
+    const other = owner.get(base);
+    if (other !== undefined) {
+      throw new ConfigError(
+        'publicBaseUrl',
+        `stages "${other}" and "${stage}" both use ${JSON.stringify(base)}, so Twilio's callbacks for one would reach the other`,
+        `set publicBaseUrl in each stage's block of "${STAGES_CONTEXT_KEY}" (not in the shared block), one URL per stage, or leave it out to use each stage's own URL`,
+      );
+    }
+    owner.set(base, stage);
+  }
+}
+
+/**
  * Builds the app exactly as `cdk synth` does: for each selected stage, its validated config (shared
  * `voiceToken` merged with its `voiceTokenStages` block) and its own stack `TwilioVoiceToken-<stage>`,
  * then cdk-nag's AwsSolutions and Serverless packs as policy-validation plugins (synthesis fails on any
@@ -97,6 +121,7 @@ export function buildApp(props: AppProps = {}): BuiltApp {
   const app = new App(props);
   const shared = readSharedConfig(app);
   const blocks = readStageBlocks(app);
+  checkDistinctCallbackUrls(shared, blocks);
   const stages = selectedStages(app, blocks).map((stage): BuiltStage => {
     const config = parseStageConfig(shared, blocks[stage], stage);
     try {

@@ -94,6 +94,20 @@ describe('-c stage=<stage>', () => {
   });
 });
 
+describe('publicBaseUrl across stages', () => {
+  it('rejects one publicBaseUrl shared by several stages, naming them', () => {
+    const error = configErrorOf(() => synthesizeApp({ [CONFIG_CONTEXT_KEY]: { ...shippedConfig(), publicBaseUrl: 'https://voice.example.com' }, stage: 'prod' }));
+    expect(error.message).toContain('"voiceToken.publicBaseUrl"');
+    expect(error.message).toContain('stages "dev" and "staging" both use "https://voice.example.com"');
+  });
+
+  it('accepts one publicBaseUrl per stage', () => {
+    const stages = Object.fromEntries(Object.entries(shippedStages()).map(([k, v]) => [k, { ...v, publicBaseUrl: `https://${k}.voice.example.com` }]));
+    const built = synthesizeApp({ [STAGES_CONTEXT_KEY]: stages });
+    expect(built.stages.map((s) => s.config.publicBaseUrl)).toEqual(['https://dev.voice.example.com', 'https://staging.voice.example.com', 'https://prod.voice.example.com']);
+  });
+});
+
 describe('merging a stage block over the shared block', () => {
   it('replaces plain values and lists, and merges throttle, quota, statusThrottle and alarms key by key', () => {
     const merged = mergeStageConfig(
