@@ -10,6 +10,7 @@
  * await voice.openSession();
  * const call = await voice.call('+14155550123', { idempotencyKey: crypto.randomUUID() });
  * await voice.hangup(call.sid);
+ * await voice.closeSession(); // on sign-out, before supabase.auth.signOut()
  * ```
  *
  * Copy this one file into a frontend, or import it by path; it needs ES2020 and `fetch`, nothing else.
@@ -122,6 +123,12 @@ export interface VoiceClient {
   call(to: string, options?: CallOptions): Promise<CallInfo>;
   /** `POST /api/twilio/hangup`: ends one of the user's calls; ending an ended call succeeds. */
   hangup(callSid: string): Promise<CallInfo>;
+  /**
+   * `DELETE /api/twilio/token`: ends the user's voice session (logout); afterwards `call` and `hangup` fail
+   * with `no_voice_session` until `openSession()`. Resolves also when there was no session. Call it on sign-out,
+   * before `supabase.auth.signOut()` (it needs the access token). Calls already placed are not ended.
+   */
+  closeSession(): Promise<void>;
 }
 
 const CALL_STATUSES: readonly string[] = ['queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled'];
@@ -162,7 +169,11 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
   // Bound here: calling the browser's fetch as a method of another object throws "Illegal invocation".
   const fetchFn: FetchLike = options.fetch ?? (globalThis as unknown as { fetch: FetchLike }).fetch.bind(globalThis);
 
-  async function post(path: string, body: Json, expected: number, extraHeaders: Record<string, string> = {}): Promise<Json> {
+  /**
+   * Sends one request with the bearer token; resolves to the JSON body of the expected status (an empty
+   * object for a 204), and throws a VoiceApiError for anything else.
+   */
+  async function request(method: 'POST' | 'DELETE', path: string, body: Json | undefined, expected: number, extraHeaders: Record<string, string> = {}): Promise<Json> {
     let source: AccessTokenSource;
     try {
       source = await options.getAccessToken();
@@ -175,9 +186,10 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
     let res: Awaited<ReturnType<FetchLike>>;
     try {
       res = await fetchFn(`${baseUrl}${path}`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...extraHeaders },
-        body: JSON.stringify(body),
+        method,
+        // No body, no Content-Type (a DELETE): one header fewer in the CORS preflight.
+        headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...extraHeaders },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         // The API authenticates with the bearer token only; cookies are never needed and never sent.
         credentials: 'omit',
         cache: 'no-store',
@@ -193,6 +205,7 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
     } catch {
       json = undefined;
     }
+    if (res.status === expected && expected === 204) return {};
     if (res.status === expected && isObject(json)) return json;
     if (res.status >= 400 && isObject(json) && isObject(json.error)) {
       const { code, message } = json.error;
@@ -215,17 +228,20 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
 
   return {
     async openSession() {
-      const json = await post('/api/twilio/token', {}, 200);
+      const json = await request('POST', '/api/twilio/token', {}, 200);
       const s = json.session;
       if (!isObject(s) || s.status !== 'active' || typeof s.expiresAt !== 'string') throw unexpected(200);
       return { status: 'active', expiresAt: s.expiresAt };
     },
     async call(to, callOptions = {}) {
       const headers: Record<string, string> = callOptions.idempotencyKey === undefined ? {} : { 'Idempotency-Key': callOptions.idempotencyKey };
-      return callOf(await post('/api/twilio/voice', { to }, 201, headers), 201);
+      return callOf(await request('POST', '/api/twilio/voice', { to }, 201, headers), 201);
     },
     async hangup(callSid) {
-      return callOf(await post('/api/twilio/hangup', { callSid }, 200), 200);
+      return callOf(await request('POST', '/api/twilio/hangup', { callSid }, 200), 200);
+    },
+    async closeSession() {
+      await request('DELETE', '/api/twilio/token', undefined, 204);
     },
   };
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import { ERRORS } from '../../lambdas/shared/contract';
-import { ROUTES } from '../../lib/routes';
+import { RESOURCE_PATHS, ROUTES, STATUS_CALLBACK_PATH } from '../../lib/routes';
+import { twilioSignature } from '../../lambdas/shared/twilio-signature';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
 import type { LocalApi } from '../../local/server';
 import { send } from '../support/http';
@@ -28,6 +29,11 @@ const NOT_PRODUCIBLE_LOCALLY: Record<string, string> = {
   'POST /api/twilio/voice 503': 'the embedded DynamoDB and Secrets Manager stay up',
   'POST /api/twilio/hangup 503': 'the embedded DynamoDB and Secrets Manager stay up',
   'POST /api/twilio/hangup 429': 'only API Gateway stage throttling limits /hangup, and it is not emulated',
+  'DELETE /api/twilio/token 500': 'an unexpected failure (a bug)',
+  'DELETE /api/twilio/token 503': 'the embedded DynamoDB and Secrets Manager stay up',
+  'DELETE /api/twilio/token 429': 'only API Gateway stage throttling limits logout, and it is not emulated',
+  'POST /api/twilio/status 500': 'an unexpected failure (a bug)',
+  'POST /api/twilio/status 503': 'the embedded DynamoDB and Secrets Manager stay up, and the local Twilio secret has an auth token',
 };
 
 /** The functions' own logs and metrics are not what this test looks at. */
@@ -41,7 +47,7 @@ beforeAll(async () => {
   process.env['LOCAL_DIR'] = mkdtempSync(join(tmpdir(), 'voice-token-openapi-'));
   process.env['AUTHORIZER_CACHE_TTL_SECONDS'] = '0';
   const { startLocal } = await import('../../local/server');
-  api = await startLocal({ port: 0, demoPort: 'off', log: () => undefined, env: { ALLOWED_ORIGINS: ALLOWED, USER_CALL_QUOTA_PER_DAY: '2', ...QUIET } });
+  api = await startLocal({ port: 0, demoPort: 'off', log: () => undefined, env: { ALLOWED_ORIGINS: ALLOWED, USER_CALL_QUOTA_PER_DAY: '2', STATUS_LIMIT_PER_IP_PER_MINUTE: '40', ...QUIET } });
   secrets = JSON.parse(readFileSync(join(process.env['LOCAL_DIR'], 'secrets.json'), 'utf8')) as LocalSecrets;
 }, 60_000);
 
@@ -59,7 +65,8 @@ function client() {
     const reply = await send(`${api.url}${path}`, {
       method,
       headers: {
-        ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        // Explicit length: node:http sends a DELETE body neither chunked nor with a length by default.
+        ...(body !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {}),
         ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}),
         ...(o.headers ?? {}),
       },
@@ -83,10 +90,11 @@ describe('the document', () => {
     expect(validate(checker.doc) ? [] : validate.errors).toEqual([]);
   });
 
-  test('is OpenAPI 3.1 and describes exactly the routes of the route table, each with its preflight', () => {
+  test('is OpenAPI 3.1 and describes exactly the routes of the route table, each browser path with its preflight', () => {
     expect(checker.doc.openapi).toMatch(/^3\.1\.\d+$/);
     const documented = Object.entries(checker.doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
-    const expected = ROUTES.flatMap((r) => [`${r.method} ${r.path}`, `OPTIONS ${r.path}`]);
+    // Twilio's status callback has no preflight: no browser may call it.
+    const expected = [...ROUTES.map((r) => `${r.method} ${r.path}`), ...RESOURCE_PATHS.map((p) => `OPTIONS ${p}`)];
     expect(documented.sort()).toEqual([...new Set(expected)].sort());
   });
 
@@ -104,13 +112,25 @@ describe('the document', () => {
     }
   });
 
-  test('requires the Supabase bearer session on every route except preflight', () => {
+  test('requires the Supabase bearer session on every route except preflight and Twilio’s signed callback', () => {
     expect(checker.doc['security']).toEqual([{ supabaseSession: [] }]);
     expect((checker.doc.components['securitySchemes'] as Record<string, unknown>)['supabaseSession']).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
-    for (const ops of Object.values(checker.doc.paths)) {
-      expect(ops['options']!.security).toEqual([]);
-      expect(ops['post']!.security).toBeUndefined();
+    for (const route of ROUTES) {
+      const op = checker.doc.paths[route.path]![route.method.toLowerCase()]!;
+      expect(op.security).toEqual(route.authorized ? undefined : []);
     }
+    for (const path of RESOURCE_PATHS) expect(checker.doc.paths[path]!['options']!.security).toEqual([]);
+  });
+
+  test('makes Twilio’s status callback prove itself with a required X-Twilio-Signature over a form body', () => {
+    const op = checker.doc.paths[STATUS_CALLBACK_PATH]!['post'] as unknown as { parameters: { name: string; in: string; required: boolean }[]; requestBody: { content: Record<string, unknown> } };
+    expect(op.parameters).toContainEqual(expect.objectContaining({ name: 'X-Twilio-Signature', in: 'header', required: true }));
+    expect(Object.keys(op.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
+    const form = checker.validator({ $ref: '#/components/schemas/StatusCallback' }, 'request StatusCallback');
+    const sid = `CA${'0a'.repeat(16)}`;
+    expect(form({ AccountSid: `AC${'0b'.repeat(16)}`, CallSid: sid, CallStatus: 'completed', CallDuration: '12' })).toBe(true);
+    expect(form({ AccountSid: `AC${'0b'.repeat(16)}`, CallSid: sid, CallStatus: 'exploded' })).toBe(false);
+    expect(form({ AccountSid: `AC${'0b'.repeat(16)}`, CallStatus: 'completed' })).toBe(false);
   });
 
   test('has request schemas that accept what the handlers accept and refuse what they refuse', () => {
@@ -192,9 +212,50 @@ describe('real answers match the document', () => {
     expect((await call('POST', '/api/twilio/hangup', { token: t, body: { callSid: second } })).status).toBe(502);
   });
 
-  test.each(ROUTES.map((r) => r.path))('OPTIONS %s', async (path) => {
+  test('DELETE /api/twilio/token', async () => {
+    const call = client();
+    const t = await token();
+    await call('POST', '/api/twilio/token', { token: t });
+    expect((await call('DELETE', '/api/twilio/token', { token: t, headers: { Origin: ALLOWED } })).status).toBe(204);
+    expect((await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' } })).status).toBe(409);
+    expect((await call('DELETE', '/api/twilio/token', { token: t })).status).toBe(204);
+    await call('DELETE', '/api/twilio/token', { token: t, body: { x: 1 } });
+    await call('DELETE', '/api/twilio/token', { token: t, body: { pad: 'x'.repeat(5000) } });
+    await call('DELETE', '/api/twilio/token', { token: t, body: 'x', headers: { 'Content-Type': 'text/plain' } });
+    await call('DELETE', '/api/twilio/token', { token: 'not-a-jwt', headers: { Origin: ALLOWED } });
+    await call('DELETE', '/api/twilio/token', { token: t, headers: { Origin: FOREIGN } });
+  });
+
+  test('POST /api/twilio/status', async () => {
+    const localAddress = `127.0.0.${nextIp++}`;
+    const authToken = secrets.twilio['authToken']!;
+    const owner = randomUUID();
+    const url = `${api.url}${STATUS_CALLBACK_PATH}?u=${owner}`;
+    const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+    const fields = { AccountSid: secrets.twilio['accountSid']!, CallSid: `CA${'1'.repeat(32)}`, CallStatus: 'completed', CallDuration: '3' };
+    const post = async (body: string, headers: Record<string, string>) => {
+      const reply = await send(url, { method: 'POST', headers, body, localAddress });
+      expect(checker.check('POST', STATUS_CALLBACK_PATH, reply)).toEqual([]);
+      return reply;
+    };
+    const signed = (f: Record<string, string>, extra: Record<string, string> = {}) =>
+      post(form(f), { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': twilioSignature(authToken, url, Object.entries(f)), ...extra });
+    expect((await signed(fields)).status).toBe(204); // an unknown call: accepted and ignored
+    expect((await signed({ ...fields, CallStatus: 'exploded' })).status).toBe(400);
+    expect((await signed(fields, { Origin: ALLOWED })).status).toBe(403);
+    expect((await post(form(fields), { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' })).status).toBe(403);
+    expect((await post(JSON.stringify(fields), { 'Content-Type': 'application/json', 'X-Twilio-Signature': 'x' })).status).toBe(415);
+    expect((await post(form({ ...fields, Pad: 'x'.repeat(9000) }), { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': 'x' })).status).toBe(413);
+    // 40 callbacks per IP per minute here; a few spare requests in case the minute turns over in between.
+    let status = 0;
+    for (let i = 0; i < 90 && status !== 429; i++) status = (await post(form(fields), { 'Content-Type': 'application/x-www-form-urlencoded' })).status;
+    expect(status).toBe(429);
+  });
+
+  test.each(RESOURCE_PATHS)('OPTIONS %s', async (path) => {
     const call = client();
     await call('OPTIONS', path, { headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
+    if (path === '/api/twilio/token') await call('OPTIONS', path, { headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'DELETE' } });
     await call('OPTIONS', path, { headers: { Origin: FOREIGN, 'Access-Control-Request-Method': 'POST' } });
   });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { exportJWK, generateKeyPair } from 'jose';
 import { SECURITY_HEADERS } from '../../lambdas/shared/contract';
+import { twilioSignature } from '../../lambdas/shared/twilio-signature';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
 import { type Reply, send } from '../support/http';
 import { type LocalProcess, startLocalProcess } from '../support/local-process';
@@ -12,7 +13,8 @@ import { FULL_SCALE, scale } from '../support/scale';
 
 /**
  * Fuzzing `npm start` over loopback with canary secrets: random methods, paths, headers, origins, tokens and bodies
- * over every route. No response may be a 5xx other than the mapped 502/503, carry a stack trace or a library's
+ * over every route, logout (`DELETE /api/twilio/token`) and Twilio's status callback (`POST /api/twilio/status`,
+ * form bodies with valid, wrong and missing signatures) included. No response may be a 5xx other than the mapped 502/503, carry a stack trace or a library's
  * message, or contain a canary (raw or encoded); every response carries the security headers; and no foreign
  * origin ever gets Access-Control-Allow-Origin. The process's log lines are searched for the canaries too.
  */
@@ -21,7 +23,8 @@ const REQUESTS = scale(1_000, 10_000);
 const FOREIGN_ORIGINS = scale(1_000, 10_000);
 const CONCURRENCY = 16;
 const ALLOWED = 'http://localhost:5173';
-const ROUTES = ['/api/twilio/token', '/api/twilio/voice', '/api/twilio/hangup'];
+const ROUTES = ['/api/twilio/token', '/api/twilio/voice', '/api/twilio/hangup', '/api/twilio/status'];
+const STATUS = '/api/twilio/status';
 
 let api: LocalProcess;
 let secrets: LocalSecrets;
@@ -35,7 +38,7 @@ async function canarySecrets(dir: string): Promise<LocalSecrets> {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const s: LocalSecrets = {
     issuer: { privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' }, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } },
-    twilio: { accountSid: `AC${hex(16)}`, apiKeySid: `SK${hex(16)}`, apiKeySecret: `CANARYTWILIO${hex(8)}`, twimlAppSid: `AP${hex(16)}`, callerId: '+15005550006' },
+    twilio: { accountSid: `AC${hex(16)}`, apiKeySid: `SK${hex(16)}`, apiKeySecret: `CANARYTWILIO${hex(8)}`, twimlAppSid: `AP${hex(16)}`, callerId: '+15005550006', authToken: hex(16) }, // the auth token must be 32 hex digits: a random one is its own canary
     encryptionKeys: { current: 'v1', keys: { v1: Buffer.from(`CANARYENCKEY${hex(10)}`).toString('base64') } },
     usageKey: `CANARYUSAGE${hex(10)}`,
   };
@@ -62,7 +65,7 @@ beforeAll(async () => {
   await sign({ role: 'anon' });
   await sign({ is_anonymous: true });
   const keyBytes = Buffer.from(secrets.encryptionKeys.keys['v1']!, 'base64').toString('latin1');
-  canaries = [secrets.twilio['apiKeySecret']!, secrets.usageKey, String(secrets.issuer.privateJwk.d), secrets.encryptionKeys.keys['v1']!, keyBytes, 'CANARY'].flatMap(encodings);
+  canaries = [secrets.twilio['apiKeySecret']!, secrets.twilio['authToken']!, secrets.usageKey, String(secrets.issuer.privateJwk.d), secrets.encryptionKeys.keys['v1']!, keyBytes, 'CANARY'].flatMap(encodings);
 }, 60_000);
 
 afterAll(async () => {
@@ -124,9 +127,9 @@ const fuzzed = (): fc.Arbitrary<Fuzzed> => {
     printable(200),
     fc.integer({ min: 4000, max: 6000 }).map((n) => JSON.stringify({ to: 'x'.repeat(n) })),
   );
-  return fc
+  const general = fc
     .record({
-      method: fc.constantFrom(...Array<string>(12).fill('POST'), 'GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'HEAD'),
+      method: fc.constantFrom(...Array<string>(12).fill('POST'), ...Array<string>(3).fill('DELETE'), 'GET', 'PUT', 'OPTIONS', 'PATCH', 'HEAD'),
       path: fc.oneof(
         { arbitrary: fc.constantFrom(...ROUTES), weight: 8 },
         fc.constantFrom('/', '/api/twilio', '/api/twilio/token/', '/api/twilio/./voice', '/api/twilio/%2e%2e/token', '/api/twilio/token?x=1', '/auth/v1/.well-known/jwks.json', '/openapi.json'),
@@ -151,6 +154,52 @@ const fuzzed = (): fc.Arbitrary<Fuzzed> => {
       if (r.extra !== undefined) headers[r.extra[0]] = r.extra[1];
       return { method: r.method, path: r.path, headers, body: r.method === 'GET' || r.method === 'HEAD' ? undefined : r.body, ip: r.ip };
     });
+  // Twilio's status callback: form bodies, signed with the real auth token (so they reach the call records),
+  // with a wrong one, with junk or with none; a few from a browser (Origin) or with another content type.
+  const statusCallback = fc
+    .record({
+      method: fc.constantFrom(...Array<string>(8).fill('POST'), 'DELETE', 'OPTIONS', 'GET', 'PUT'),
+      owner: fc.oneof({ arbitrary: fc.uuid(), weight: 4 }, printable(30), fc.constant(undefined)),
+      // Mostly well-formed, so that many callbacks get past the signature check to the call records.
+      extraQuery: fc.oneof({ arbitrary: fc.constant(undefined), weight: 8 }, fc.tuple(fc.stringMatching(/^[a-z]{1,5}$/), printable(10))),
+      fields: fc.record({
+        AccountSid: fc.oneof({ arbitrary: fc.constant(secrets.twilio['accountSid']!), weight: 4 }, fc.stringMatching(/^AC[0-9a-f]{32}$/), printable(40)),
+        CallSid: fc.oneof({ arbitrary: fc.stringMatching(/^CA[0-9a-f]{32}$/), weight: 4 }, printable(40)),
+        CallStatus: fc.constantFrom('queued', 'initiated', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled', 'exploded', ''),
+      }),
+      extraFields: fc.dictionary(fc.stringMatching(/^[A-Za-z]{1,12}$/), printable(40), { maxKeys: 5 }),
+      repeat: fc.oneof({ arbitrary: fc.constant(false), weight: 8 }, fc.constant(true)),
+      padding: fc.oneof({ arbitrary: fc.constant(undefined), weight: 8 }, fc.integer({ min: 7000, max: 10_000 })),
+      signature: fc.constantFrom('valid', 'valid', 'valid', 'sha256', 'wrong-token', 'junk', 'none'),
+      origin: fc.oneof({ arbitrary: fc.constant(undefined), weight: 6 }, fc.constant(ALLOWED), foreignOrigin),
+      contentType: fc.oneof({ arbitrary: fc.constant('application/x-www-form-urlencoded'), weight: 6 }, fc.constant(undefined), fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded; charset=utf-8')),
+      authorization: fc.option(fc.constantFrom(...tokens).map((t) => `Bearer ${t}`), { nil: undefined }),
+      ip: fc.integer({ min: 2, max: 254 }).map((n) => `127.0.0.${n}`),
+    })
+    .map((r): Fuzzed => {
+      const pairs: [string, string][] = [...(r.owner !== undefined ? [['u', r.owner] as [string, string]] : []), ...(r.extraQuery ? [r.extraQuery] : [])];
+      const query = new URLSearchParams(pairs).toString();
+      const path = `${STATUS}${query ? `?${query}` : ''}`;
+      const params: [string, string][] = [...Object.entries(r.fields), ...Object.entries(r.extraFields)];
+      if (r.repeat) params.push(['CallStatus', 'completed']);
+      if (r.padding !== undefined) params.push(['Pad', 'x'.repeat(r.padding)]);
+      const headers: Record<string, string> = {};
+      const url = `${api.url}${path}`;
+      const authToken = secrets.twilio['authToken']!;
+      if (r.signature === 'valid') headers['X-Twilio-Signature'] = twilioSignature(authToken, url, params);
+      if (r.signature === 'sha256') {
+        headers['X-Twilio-Signature'] = twilioSignature(authToken, url, params, 'sha256');
+        headers['X-Twilio-Webhooks-Signature-Settings'] = 'algorithm=HMAC_SHA256';
+      }
+      if (r.signature === 'wrong-token') headers['X-Twilio-Signature'] = twilioSignature(`x${authToken}`, url, params);
+      if (r.signature === 'junk') headers['X-Twilio-Signature'] = randomBytes(20).toString('base64');
+      if (r.origin !== undefined) headers['Origin'] = r.origin;
+      if (r.contentType !== undefined) headers['Content-Type'] = r.contentType;
+      if (r.authorization !== undefined) headers['Authorization'] = r.authorization;
+      const body = new URLSearchParams(params).toString();
+      return { method: r.method, path, headers, body: r.method === 'GET' ? undefined : body, ip: r.ip };
+    });
+  return fc.oneof({ arbitrary: general, weight: 4 }, { arbitrary: statusCallback, weight: 1 });
 };
 
 /** Sends all requests with bounded concurrency, keeping each request with its reply. */
@@ -160,7 +209,9 @@ async function sendAll(requests: Fuzzed[]): Promise<{ req: Fuzzed; reply: Reply 
   const worker = async () => {
     while (next < requests.length) {
       const req = requests[next++]!;
-      const reply = await send(`${api.url}${req.path}`, { method: req.method, headers: req.headers, ...(req.body === undefined ? {} : { body: req.body }), localAddress: req.ip });
+      // An explicit length: node:http frames a DELETE or OPTIONS body neither chunked nor with a length.
+      const headers = req.body === undefined ? req.headers : { ...req.headers, 'Content-Length': String(Buffer.byteLength(req.body)) };
+      const reply = await send(`${api.url}${req.path}`, { method: req.method, headers, ...(req.body === undefined ? {} : { body: req.body }), localAddress: req.ip });
       out.push({ req, reply });
     }
   };
@@ -190,6 +241,12 @@ function problems(req: Fuzzed, reply: Reply): string[] {
   // (the cache is keyed by Authorization alone; see the README). That 401 stays unreadable to any other origin.
   if (acao !== undefined && acao !== ALLOWED) found.push(`Access-Control-Allow-Origin: ${String(acao)}`);
   if (acao !== undefined && origin !== ALLOWED && reply.status !== 401) found.push(`Access-Control-Allow-Origin for origin ${String(origin)}`);
+  // Twilio's status callback is no browser route: no CORS header at all, for any origin, and any Origin is refused.
+  if (req.path.startsWith(STATUS)) {
+    const cors = Object.keys(reply.headers).filter((k) => k.startsWith('access-control-'));
+    if (cors.length) found.push(`CORS headers on the status route: ${cors.join(', ')}`);
+    if (req.method === 'POST' && origin !== undefined && reply.status !== 403) found.push(`status callback with Origin answered ${reply.status}`);
+  }
   if (reply.status >= 400 && req.method !== 'HEAD') {
     try {
       const body = JSON.parse(reply.text) as { error?: { code?: unknown; message?: unknown } };
@@ -220,6 +277,11 @@ test(`fuzz: ${REQUESTS} random requests over all routes break no promise`, async
   expect(failures.slice(0, 20)).toEqual([]);
   expect(withHeaders).toBe(REQUESTS);
   expect([...statuses.keys()].filter((s) => s >= 500 && s !== 502 && s !== 503)).toEqual([]);
+  // The new routes were reached, not only refused at the door: logout succeeded, and signed callbacks were accepted.
+  const seen = (method: string, path: string, status: number) => results.some(({ req, reply }) => req.method === method && req.path.split('?')[0] === path && reply.status === status);
+  expect(seen('DELETE', '/api/twilio/token', 204)).toBe(true);
+  expect(seen('POST', STATUS, 204)).toBe(true);
+  expect(seen('POST', STATUS, 403)).toBe(true);
 }, 600_000);
 
 test(`${FOREIGN_ORIGINS} random foreign origins get no Access-Control-Allow-Origin`, async () => {

@@ -126,3 +126,34 @@ test('reads Retry-After as seconds or as an HTTP date', () => {
   expect(parseRetryAfter(null)).toBeUndefined();
   expect(parseRetryAfter('soon')).toBeUndefined();
 });
+
+describe('closeSession (logout)', () => {
+  test('sends DELETE /api/twilio/token with the bearer token, no body and no cookies, and resolves on 204', async () => {
+    const { fetch, sent } = fakeFetch({ status: 204 });
+    await expect(client(fetch).closeSession()).resolves.toBeUndefined();
+    expect(sent).toEqual([{ url: 'https://api.example.com/prod/api/twilio/token', method: 'DELETE', headers: { Authorization: 'Bearer session-jwt' }, body: undefined, credentials: 'omit' }]);
+  });
+
+  test('fails with unauthenticated and sends nothing once Supabase has signed the user out', async () => {
+    const { fetch, sent } = fakeFetch({ status: 204 });
+    const err = await failure(client(fetch, async () => ({ data: { session: null }, error: null })).closeSession());
+    expect(err).toMatchObject({ code: 'unauthenticated', status: 0 });
+    expect(sent).toHaveLength(0);
+  });
+
+  test('fails with the contract code of an error answer', async () => {
+    const { fetch } = fakeFetch({ status: 401, body: JSON.stringify({ error: { code: 'unauthenticated', message: 'Sign in again.' } }) });
+    await expect(failure(client(fetch).closeSession())).resolves.toMatchObject({ code: 'unauthenticated', status: 401 });
+  });
+
+  test('fails with unexpected_response on a success status other than 204', async () => {
+    const { fetch } = fakeFetch({ status: 200, body: JSON.stringify({ session: { status: 'active', expiresAt: 'x' } }) });
+    await expect(failure(client(fetch).closeSession())).resolves.toMatchObject({ code: 'unexpected_response', status: 200 });
+  });
+});
+
+test('fails a call over the concurrent-call cap with rate_limited and its Retry-After', async () => {
+  const { fetch } = fakeFetch({ status: 429, headers: { 'Retry-After': '5' }, body: JSON.stringify({ error: { code: 'rate_limited', message: 'Too many requests: try again later.' } }) });
+  const err = await failure(client(fetch).call('+14155550123', { idempotencyKey: 'key-0002-abcd' }));
+  expect(err).toMatchObject({ code: 'rate_limited', status: 429, retryAfter: 5 });
+});
