@@ -37,9 +37,14 @@ function showError(what, err) {
   const box = $('error');
   let text;
   if (err instanceof VoiceApiError) {
+    const wait = `${err.retryAfter ?? 'a few'} seconds`;
     const advice = {
       unauthenticated: 'Your session is missing, expired or invalid: sign in again.',
-      rate_limited: `Too many requests. Try again in ${err.retryAfter ?? 'a few'} seconds.`,
+      // On a call, a 429 is the concurrent-call cap (Retry-After: 5) or the daily call quota (hours).
+      rate_limited:
+        what === 'Calling'
+          ? `You already have the most calls allowed at once (or today's calls are used up). Hang up a call, or try again in ${wait}.`
+          : `Too many requests. Try again in ${wait}.`,
       network_error: 'The voice service could not be reached, or this page’s origin is not allowed to call it.',
       no_voice_session: 'Open a voice session first.',
     }[err.code];
@@ -48,7 +53,7 @@ function showError(what, err) {
     box.dataset.status = String(err.status);
     if (err.retryAfter !== undefined) box.dataset.retryAfter = String(err.retryAfter);
     else delete box.dataset.retryAfter;
-    if (err.code === 'unauthenticated') signOut(false);
+    if (err.code === 'unauthenticated') forget();
   } else {
     text = `${what} failed unexpectedly.`;
     box.dataset.code = 'unknown';
@@ -61,19 +66,19 @@ function showError(what, err) {
 
 function refresh() {
   const signedIn = accessToken !== '';
-  $('sign-out').disabled = !signedIn;
+  $('log-out').disabled = !signedIn;
   $('open-session').disabled = !signedIn;
   $('call').disabled = !signedIn;
   $('hangup').disabled = !signedIn || currentCall === null;
 }
 
-function signOut(announce = true) {
+/** Forgets the session token on this page. */
+function forget() {
   accessToken = '';
   currentCall = null;
   $('signed-in-as').textContent = 'Not signed in.';
   $('session-state').textContent = 'No voice session.';
   refresh();
-  if (announce) showStatus('Signed out.');
 }
 
 /** Runs one API action with the buttons disabled, so a double click cannot send it twice. */
@@ -104,7 +109,19 @@ $('sign-in-form').addEventListener('submit', (event) => {
   refresh();
 });
 
-$('sign-out').addEventListener('click', () => signOut());
+// Logout as a real frontend does it on Supabase sign-out: end the voice session first (it needs the token),
+// then forget the token, also when the server could not be told (the voice session then expires by itself).
+$('log-out').addEventListener('click', () =>
+  run('Logging out', async () => {
+    try {
+      await voice.closeSession();
+    } finally {
+      forget();
+    }
+    showStatus('Logged out: the voice session has ended.');
+    log('voice session closed');
+  }),
+);
 
 $('open-session').addEventListener('click', () =>
   run('Opening the voice session', async () => {

@@ -173,7 +173,8 @@ maybe('the demo page in Chromium', () => {
       const callState = (await s.page.locator('#call-state').textContent()) ?? '';
       const sid = /Call (CA[0-9a-f]{32}): queued\./.exec(callState)?.[1];
       expect(sid).toBeDefined();
-      expect(api.twilio!.calls.get(sid!)?.status).toBe('queued');
+      // Live at Twilio: the stand-in moves it on (initiated, ringing…) as soon as it is placed.
+      expect(['queued', 'initiated', 'ringing', 'in-progress']).toContain(api.twilio!.calls.get(sid!)?.status);
       expect((await outcome(s.page, () => s.page.getByRole('button', { name: 'Hang up' }).click())).status).toBe('Call ended.');
       expect(await s.page.locator('#call-state').textContent()).toBe(`Call ${sid}: completed.`);
       expect(api.twilio!.calls.get(sid!)?.status).toBe('completed');
@@ -249,6 +250,54 @@ maybe('the demo page in Chromium', () => {
       expect(answer?.headers['access-control-allow-origin']).toBe(api.demoUrl);
       expect(s.consoleMessages.join('\n')).not.toMatch(/CORS/);
       expectNoForeignJwt(await s.everything());
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  test('logging out ends the voice session through a cross-origin DELETE; the session is then gone', async () => {
+    const s = await open(`${api.demoUrl}/`);
+    try {
+      const t = await token();
+      await signIn(s.page, t);
+      expect((await outcome(s.page, () => s.page.getByRole('button', { name: 'Open voice session' }).click())).status).toBe('Voice session open.');
+      expect((await outcome(s.page, () => s.page.getByRole('button', { name: 'Log out' }).click())).status).toBe('Logged out: the voice session has ended.');
+      expect(await s.page.locator('#signed-in-as').textContent()).toBe('Not signed in.');
+      expect(await s.page.getByRole('button', { name: 'Log out' }).isDisabled()).toBe(true);
+      await s.page.screenshot({ path: join(ARTIFACTS, 'browser-logout.png'), fullPage: true });
+
+      // The browser's preflight allowed DELETE, and the page could read the 204.
+      const answers = s.responses.filter((r) => r.url.startsWith(`${api.url}/api/`)).map((r) => `${new URL(r.url).pathname} ${r.status} ${r.headers['access-control-allow-origin']}`);
+      expect(answers).toEqual([`/api/twilio/token 200 ${api.demoUrl}`, `/api/twilio/token 204 ${api.demoUrl}`]);
+      const probe = await send(`${api.url}/api/twilio/voice`, {
+        headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ to: '+14155550123' }),
+        localAddress: '127.0.0.91',
+      });
+      expect(probe.status).toBe(409);
+      expectNoForeignJwt(await s.everything());
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  test('a call over the concurrent-call cap shows a readable 429 with its Retry-After', async () => {
+    const s = await open(`${api.demoUrl}/`);
+    try {
+      await signIn(s.page, await token());
+      await outcome(s.page, () => s.page.getByRole('button', { name: 'Open voice session' }).click());
+      // Two live calls are allowed at once (the default cap); the stand-in's far end talks for 30 s.
+      const call = () => outcome(s.page, () => s.page.getByRole('button', { name: 'Call', exact: true }).click());
+      expect((await call()).status).toBe('Calling +14155550123.');
+      expect((await call()).status).toBe('Calling +14155550123.');
+      const third = await call();
+      expect(third.error).toMatchObject({ code: 'rate_limited', status: '429', retryAfter: '5' });
+      expect(third.error!.text).toContain('the most calls allowed at once');
+      expect(third.error!.text).toContain('try again in 5 seconds');
+      await s.page.screenshot({ path: join(ARTIFACTS, 'browser-concurrent-call-cap-429.png'), fullPage: true });
+      // Hanging up the current call frees a slot at once.
+      expect((await outcome(s.page, () => s.page.getByRole('button', { name: 'Hang up' }).click())).status).toBe('Call ended.');
+      expect((await call()).status).toBe('Calling +14155550123.');
     } finally {
       await s.close();
     }
