@@ -31,7 +31,7 @@ export function signatureAlgorithm(settingsHeader: string | undefined): Algorith
     const eq = part.indexOf('=');
     if (eq < 0 || part.slice(0, eq).trim() !== 'algorithm') continue;
     const name = part.slice(eq + 1).trim().toUpperCase();
-    if (!name) break;
+    if (!name) continue;
     return name === 'HMAC_SHA1' ? 'sha1' : name === 'HMAC_SHA256' ? 'sha256' : undefined;
   }
   return 'sha1';
@@ -77,6 +77,8 @@ export function validTwilioSignature(opts: {
   const algorithm = signatureAlgorithm(opts.settingsHeader);
   if (!algorithm) return false;
   const given = Buffer.from(signature, 'base64');
+  // Only the canonical spelling (as Twilio and its SDK compare strings): base64 decoding ignores spare bits.
+  if (given.toString('base64') !== signature) return false;
   let valid = false;
   for (const url of urlVariants(opts.url)) {
     const expected = createHmac(algorithm, authToken).update(signedData(url, opts.params), 'utf8').digest();
