@@ -19,6 +19,22 @@ const PROJECT_ROOT = path.join(__dirname, '..', '..');
 const ESM_REQUIRE_BANNER =
   "import { createRequire as __voiceTokenCreateRequire } from 'node:module'; const require = __voiceTokenCreateRequire(import.meta.url);";
 
+/** The esbuild settings of every function, exported so `npm run bench` builds exactly what the stack deploys. */
+export const BUNDLING = {
+  minify: true,
+  sourceMap: true,
+  // Line mappings are enough for stack traces; leaving the sources out keeps the zip small.
+  sourcesContent: false,
+  format: OutputFormat.ESM,
+  target: 'node24',
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+  // Bundle everything, @aws-sdk included (NodejsFunction leaves @aws-sdk/* external by default).
+  externalModules: [] as string[],
+  logLevel: LogLevel.WARNING,
+  forceDockerBundling: false,
+};
+
 export interface BaseFunctionProps {
   /** Folder under `lambdas/` holding `handler.ts` (which exports `handler`). */
   readonly handlerDir: FunctionName | 'authorizer';
@@ -78,20 +94,7 @@ export class BaseFunction extends NodejsFunction {
         ...props.environment,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        // Line mappings are enough for stack traces; leaving the sources out keeps the zip small.
-        sourcesContent: false,
-        format: OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        // Bundle everything, @aws-sdk included (NodejsFunction leaves @aws-sdk/* external by default).
-        externalModules: [],
-        logLevel: LogLevel.WARNING,
-        forceDockerBundling: false,
-      },
+      bundling: BUNDLING,
     });
 
     Validations.of(role).acknowledge({
