@@ -1,4 +1,5 @@
-import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { type JsonWebKey, KeyObject, createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type webcrypto } from 'node:crypto';
+import { type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors } from 'jose';
 import { MAX_AUTHORIZATION_HEADER_BYTES } from '../shared/contract';
 import { UnavailableError } from '../shared/errors';
 import type { SessionCheck } from './session-check';
@@ -8,6 +9,10 @@ import type { SessionCheck } from './session-check';
  * JWKS; HS256 only when the legacy JWT secret is configured. Every choice an attacker could steer is
  * pinned: the algorithm allowlist per key type, no `jku`/`x5u`/`x5c`/`jwk`/`crit` headers, the issuer,
  * the audience, the role, a UUID subject, no anonymous sign-ins, and `exp`/`nbf`/`iat` with a small leeway.
+ *
+ * jose fetches, caches and selects the keys (JWKS cooldown, `kid`/`alg`/`kty` matching); the signature itself
+ * is checked with node:crypto on a cached KeyObject, synchronously: jose's WebCrypto path costs almost three
+ * times a raw verification on every uncached authorization.
  */
 
 export interface VerifierOptions {
@@ -47,6 +52,20 @@ export function createVerifier(opts: VerifierOptions) {
   // One JWKS cache per cold start. A `kid` it does not know triggers at most one refetch per cooldown,
   // so a flood of random `kid`s cannot hammer the JWKS endpoint, and a rotated-in key is found.
   const jwks = opts.jwks ?? createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 3_000 });
+  // The KeyObject jose selected for a kid and alg, reused for a short while: selecting and converting a key
+  // on every token would cost a third of a verification. Short, so a key dropped from the JWKS stops working
+  // within this time of jose noticing.
+  const selected = new Map<string, { key: KeyObject; until: number }>();
+  async function publicKey(header: JWTHeaderParameters, alg: string): Promise<KeyObject> {
+    const memoKey = `${alg} ${header.kid}`;
+    const hit = selected.get(memoKey);
+    // Wall-clock time, like jose's own JWKS cache (`now` is the claims' clock).
+    if (hit && hit.until > Date.now()) return hit.key;
+    const key = asKeyObject(await jwks(header, { payload: '', signature: '' } as unknown as Parameters<JWTVerifyGetKey>[1]), alg);
+    if (selected.size >= 16) selected.clear();
+    selected.set(memoKey, { key, until: Date.now() + KEY_MEMO_MS });
+    return key;
+  }
 
   return async function verify(authorization: string | undefined, duplicated = false): Promise<Verdict> {
     if (duplicated) return deny('duplicate_authorization');
@@ -57,9 +76,9 @@ export function createVerifier(opts: VerifierOptions) {
     if (!m) return deny('malformed_token');
     const token = m[1]!;
 
-    let header: ReturnType<typeof decodeProtectedHeader>;
+    let header: JWTHeaderParameters;
     try {
-      header = decodeProtectedHeader(token);
+      header = decodeSegment(token.slice(0, token.indexOf('.'))) as unknown as JWTHeaderParameters;
     } catch {
       return deny('malformed_token');
     }
@@ -71,20 +90,14 @@ export function createVerifier(opts: VerifierOptions) {
 
     let payload: JWTPayload;
     try {
-      const verifyOpts = {
-        issuer: opts.issuer,
-        audience: 'authenticated',
-        algorithms: [alg],
-        clockTolerance: tolerance,
-        requiredClaims: ['sub', 'exp', 'iat', 'role'],
-        currentDate: new Date(now()),
-      };
-      payload = symmetric
-        ? (await jwtVerify(token, new TextEncoder().encode(await opts.hsSecret!()), verifyOpts)).payload
-        : (await jwtVerify(token, jwks, verifyOpts)).payload;
+      const key = symmetric ? hmacKey(await opts.hsSecret!()) : await publicKey(header, alg);
+      if (!signatureValid(token, alg, key)) return deny('bad_signature');
+      payload = decodePayload(token);
     } catch (err) {
       return classify(err);
     }
+    const claims = checkClaims(payload, opts.issuer, Math.floor(now() / 1000), tolerance);
+    if (claims) return deny(claims);
 
     const nowS = Math.floor(now() / 1000);
     if (typeof payload.iat !== 'number' || payload.iat > nowS + tolerance) return deny('issued_in_future');
@@ -106,6 +119,94 @@ export function createVerifier(opts: VerifierOptions) {
       },
     };
   };
+}
+
+/** How long a selected key is reused without asking jose's JWKS cache again, milliseconds. */
+const KEY_MEMO_MS = 30_000;
+
+/** A base64url JSON object segment (header or payload); throws on anything else. */
+function decodeSegment(segment: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new errors.JWTInvalid('segment is not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+/** The signed part of a compact JWS and its signature bytes. */
+function parts(token: string): { data: Buffer; signature: Buffer } {
+  const dot = token.lastIndexOf('.');
+  return { data: Buffer.from(token.slice(0, dot), 'ascii'), signature: Buffer.from(token.slice(dot + 1), 'base64url') };
+}
+
+const EXPECTED_KEY = { ES256: 'ec', RS256: 'rsa' } as const;
+
+/** The key jose selected, as a node:crypto KeyObject of the type the algorithm requires (cached per key). */
+const keyObjects = new WeakMap<object, KeyObject>();
+function asKeyObject(key: unknown, alg: string): KeyObject {
+  let ko: KeyObject | undefined;
+  if (key instanceof KeyObject) ko = key;
+  else if (key && typeof key === 'object' && !(key instanceof Uint8Array)) {
+    ko = keyObjects.get(key);
+    if (!ko) {
+      ko = 'type' in key && 'algorithm' in key ? KeyObject.from(key as webcrypto.CryptoKey) : createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+      keyObjects.set(key, ko);
+    }
+  }
+  const wanted = EXPECTED_KEY[alg as keyof typeof EXPECTED_KEY];
+  if (!ko || ko.type !== 'public' || ko.asymmetricKeyType !== wanted) throw new errors.JOSEAlgNotAllowed('key type does not match the algorithm');
+  if (alg === 'ES256' && ko.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new errors.JOSEAlgNotAllowed('ES256 needs a P-256 key');
+  if (alg === 'RS256' && (ko.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new errors.JOSEAlgNotAllowed('RSA keys shorter than 2048 bits are refused');
+  return ko;
+}
+
+/** The legacy HS256 secret as a KeyObject, cached for the secret value (one entry: the current secret). */
+const hmacKeys = new Map<string, KeyObject>();
+function hmacKey(secret: string): KeyObject {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    hmacKeys.clear();
+    key = createSecretKey(Buffer.from(secret, 'utf8'));
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
+/** Checks the signature with node:crypto. ES256 signatures are exactly 64 bytes (r‖s), never DER. */
+function signatureValid(token: string, alg: string, key: KeyObject): boolean {
+  const { data, signature } = parts(token);
+  if (alg === 'HS256') {
+    const expected = createHmac('sha256', key).update(data).digest();
+    return signature.length === expected.length && timingSafeEqual(signature, expected);
+  }
+  if (alg === 'ES256' && signature.length !== 64) return false;
+  return verifySignature('sha256', data, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+}
+
+/** The payload of a verified token: a JSON object, else the token is malformed. */
+function decodePayload(token: string): JWTPayload {
+  try {
+    return decodeSegment(token.slice(token.indexOf('.') + 1, token.lastIndexOf('.'))) as JWTPayload;
+  } catch {
+    throw new errors.JWTInvalid('payload is not a JSON object');
+  }
+}
+
+/**
+ * The registered claims, in the order jose's jwtVerify checks them (so denial reasons stay the same): presence
+ * of iss, aud and the required claims; iss and aud values; iat, nbf and exp as numeric dates, with the leeway.
+ * Returns a denial reason, or undefined when they hold.
+ */
+function checkClaims(p: JWTPayload, issuer: string, nowS: number, tolerance: number): string | undefined {
+  for (const claim of ['iss', 'aud', 'role', 'iat', 'exp', 'sub']) if (!Object.hasOwn(p, claim)) return `claim_${claim}`;
+  if (p.iss !== issuer) return 'claim_iss';
+  const aud = p.aud;
+  if (!(aud === 'authenticated' || (Array.isArray(aud) && aud.includes('authenticated')))) return 'claim_aud';
+  const numeric = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!numeric(p.iat)) return 'claim_iat';
+  if (p.nbf !== undefined && !numeric(p.nbf)) return 'claim_nbf';
+  if (p.nbf !== undefined && p.nbf > nowS + tolerance) return 'claim_nbf';
+  if (!numeric(p.exp)) return 'claim_exp';
+  if (p.exp! <= nowS - tolerance) return 'expired';
+  return undefined;
 }
 
 /** Maps jose's errors to a denial reason; failures to reach the key source fail closed as 503. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { loadConfig } from '../shared/config';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
@@ -6,7 +6,7 @@ import { hangUp } from './service';
 
 const config = loadConfig();
 const deps = productionDeps(config);
-const schema = z.object({ callSid: z.string().regex(/^CA[0-9a-f]{32}$/) }).strict();
+const schema = z.strictObject({ callSid: z.string().check(z.regex(/^CA[0-9a-f]{32}$/)) });
 
 /** POST /api/twilio/hangup — `{"callSid":"CA…"}`; 200 `{call:{sid,status:"completed"}}`. */
 export const handler = apiHandler(

@@ -7,7 +7,7 @@ import { NoVoiceSessionError } from './errors';
 import { logger } from './logger';
 import { CachedSecrets, parsedSecret } from './secrets';
 import { DynamoStore, type SessionRecord, type Store, sessionItemKey } from './store';
-import { type TwilioCredentials, type TwilioPort, TwilioRest, parseTwilioCredentials } from './twilio';
+import { type Minter, type TwilioCredentials, type TwilioPort, TwilioRest, parseTwilioCredentials } from './twilio';
 
 /** Everything a route service needs from the outside world: the ports, with production adapters below. */
 export interface Deps {
@@ -19,8 +19,11 @@ export interface Deps {
   readonly now: () => number;
 }
 
-/** Builds the production adapters once per cold start (module scope in each handler). */
-export function productionDeps(config: LambdaConfig): Deps {
+/**
+ * Builds the production adapters once per cold start (module scope in each handler). Only the token
+ * function passes `mint` (so only its bundle loads the AccessToken module).
+ */
+export function productionDeps(config: LambdaConfig, opts: { readonly mint?: Minter } = {}): Deps {
   // Fail fast at cold start on a wiring mistake, rather than on the first request.
   for (const [name, value] of Object.entries({ TABLE_NAME: config.tableName, TWILIO_SECRET_ID: config.twilioSecretId, ENCRYPTION_KEYS_SECRET_ID: config.encryptionKeysSecretId })) {
     if (!value) throw new Error(`Environment variable ${name} is required`);
@@ -28,7 +31,7 @@ export function productionDeps(config: LambdaConfig): Deps {
   const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
   return {
     store: new DynamoStore(new DynamoDBClient(AWS_CLIENT_OPTIONS), config.tableName),
-    twilio: new TwilioRest(config.twilioApiBaseUrl),
+    twilio: new TwilioRest(config.twilioApiBaseUrl, 5000, opts.mint),
     twilioCredentials: parsedSecret(secrets, config.twilioSecretId, parseTwilioCredentials),
     keyring: parsedSecret(secrets, config.encryptionKeysSecretId, parseKeyring),
     now: Date.now,

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import type { z } from 'zod';
+import * as z from 'zod/mini';
 import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, MAX_BODY_BYTES, MAX_CALLBACK_BODY_BYTES, SECURITY_HEADERS, errorBody } from './contract';
 import {
   ApiError,
@@ -171,7 +171,7 @@ function describeCause(err: unknown): string | undefined {
   return parts.join(' <- ');
 }
 
-function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.ZodType<B>, fieldHelp: Record<string, string>): B {
+function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>): B {
   const raw = event.body ?? '';
   const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
   if (bytes.length > MAX_BODY_BYTES) throw new PayloadTooLargeError();
@@ -185,7 +185,7 @@ function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.Z
       throw new InvalidRequestError({ reason: 'malformed_json', message: 'The body is not valid JSON.' });
     }
   }
-  const parsed = schema.safeParse(value);
+  const parsed = z.safeParse(schema, value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   if (issue?.code === 'unrecognized_keys') {
@@ -209,7 +209,8 @@ function callerOf(event: Event, now: number): Caller {
 
 export interface HandlerOptions<B> {
   readonly allowedOrigins: readonly string[];
-  readonly schema: z.ZodType<B>;
+  /** Body schema (zod/mini keeps bundles small; full zod schemas work too). */
+  readonly schema: z.core.$ZodType<B>;
   /** One human sentence per body field, used when that field is invalid. */
   readonly fieldHelp?: Record<string, string>;
   /** Methods the route's path serves (for preflight). Default `POST`. */

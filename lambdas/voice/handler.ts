@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { loadConfig } from '../shared/config';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
@@ -8,7 +8,7 @@ import { placeCall } from './service';
 const config = loadConfig();
 if (!config.statusCallbackUrl) throw new Error('Environment variable STATUS_CALLBACK_URL is required');
 const deps = productionDeps(config);
-const schema = z.object({ to: z.string().regex(/^\+[1-9]\d{6,14}$/) }).strict();
+const schema = z.strictObject({ to: z.string().check(z.regex(/^\+[1-9]\d{6,14}$/)) });
 
 /** POST /api/twilio/voice — `{"to":"+14155550123"}`; 201 `{call:{sid,status}}`. */
 export const handler = apiHandler(

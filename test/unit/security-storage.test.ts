@@ -11,6 +11,7 @@ import { type ApiRequest, type Caller, apiHandler } from '../../lambdas/shared/h
 import { CachedSecrets, parsedSecret } from '../../lambdas/shared/secrets';
 import { DynamoStore, type Store, sessionItemKey } from '../../lambdas/shared/store';
 import { type TwilioCredentials, type TwilioPort, TwilioRest, parseTwilioCredentials } from '../../lambdas/shared/twilio';
+import { mintAccessToken } from '../../lambdas/shared/twilio-token';
 import { openSession } from '../../lambdas/token/service';
 import { BLOCKED_PREFIXES, placeCall } from '../../lambdas/voice/service';
 import { close, listen } from '../../local/http-util';
@@ -183,7 +184,7 @@ describe('BOLA matrix: 5 users × 5 calls', () => {
     for (const u of users) for (const sid of calls.get(u.userId)!) own.push((await hangUp(d, u, sid)).call.status);
     expect(own).toEqual(Array(25).fill('completed'));
     expect(d.twilio.ended).toHaveLength(25);
-  });
+  }, 30_000);
 });
 
 describe('toll-fraud guard', () => {
@@ -295,7 +296,7 @@ describe('faults map to the contract, issue nothing and leave a safe retry', () 
     });
     afterAll(() => close(standIn.server));
 
-    const rest = () => new TwilioRest(base, 500);
+    const rest = () => new TwilioRest(base, 500, mintAccessToken);
     /** A voice session for a fresh user, with the real Twilio adapter. */
     async function ready() {
       const d = deps({ twilio: rest() });

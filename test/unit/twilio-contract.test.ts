@@ -4,6 +4,7 @@ import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { InvalidRequestError, UpstreamError } from '../../lambdas/shared/errors';
 import { type TwilioCredentials, TwilioRest, twilioIdentity } from '../../lambdas/shared/twilio';
+import { mintAccessToken } from '../../lambdas/shared/twilio-token';
 import { close, listen } from '../../local/http-util';
 import { type TwilioStandIn, twilioStandIn } from '../../local/twilio-standin';
 
@@ -154,7 +155,7 @@ beforeAll(async () => {
   creds = twilioCredentials();
   standIn = twilioStandIn(creds);
   baseUrl = `http://127.0.0.1:${await listen(standIn.server, 0)}`;
-  twilio = new TwilioRest(baseUrl);
+  twilio = new TwilioRest(baseUrl, 5000, mintAccessToken);
 });
 
 afterAll(() => close(standIn.server));
