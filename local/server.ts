@@ -67,7 +67,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
   let twilio: TwilioStandIn | undefined;
   let twilioBase = '';
   if (!real) {
-    const talk = Number(process.env['TWILIO_STANDIN_TALK_SECONDS']);
+    const talk = Number(options.env?.['TWILIO_STANDIN_TALK_SECONDS'] ?? process.env['TWILIO_STANDIN_TALK_SECONDS']);
     const timing = Number.isFinite(talk) && talk > 0 ? { ...DEFAULT_TIMING, talkMs: talk * 1000 } : DEFAULT_TIMING;
     twilio = twilioStandIn(secrets.twilio as { accountSid: string; apiKeySid: string; apiKeySecret: string; authToken: string }, timing);
     servers.push(twilio.server);
@@ -79,7 +79,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     new Map([
       ['local/twilio', JSON.stringify(twilioSecret)],
       ['local/encryption-keys', JSON.stringify(secrets.encryptionKeys)],
-      ['local/usage-key', secrets.usageKey],
     ]),
     accessKeyId,
   );
@@ -121,7 +120,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalApi> 
     [ENV.TABLE_NAME]: TABLE,
     [ENV.TWILIO_SECRET_ID]: 'local/twilio',
     [ENV.ENCRYPTION_KEYS_SECRET_ID]: 'local/encryption-keys',
-    [ENV.USAGE_KEY_SECRET_ID]: 'local/usage-key',
+    [ENV.USAGE_KEY]: secrets.usageKey,
     [ENV.SUPABASE_URL]: url,
     [ENV.ALLOWED_ORIGINS]: process.env['ALLOWED_ORIGINS'] ?? ['http://localhost:5173', ...(demoUrl ? [demoUrl] : [])].join(','),
     [ENV.DIAL_PREFIXES]: process.env['DIAL_PREFIXES'] ?? '+1,+44',

@@ -1,5 +1,4 @@
 import middy from '@middy/core';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { AWS_CLIENT_OPTIONS } from '../shared/aws';
 import { loadConfig } from '../shared/config';
@@ -12,11 +11,16 @@ import { createVerifier } from './service';
 import { createSessionCheck } from './session-check';
 
 const config = loadConfig();
-const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
+// Only the legacy HS256 secret is read from Secrets Manager, so only then is the SDK loaded (on first use;
+// the stack leaves it out of the bundle otherwise).
+const legacySecretId = config.supabaseJwtSecretId;
+const secrets = legacySecretId
+  ? new CachedSecrets(async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000)
+  : undefined;
 const verify = createVerifier({
   issuer: config.issuer,
   jwksUrl: config.jwksUrl,
-  ...(config.supabaseJwtSecretId ? { hsSecret: () => secrets.get(config.supabaseJwtSecretId!) } : {}),
+  ...(secrets && legacySecretId ? { hsSecret: () => secrets.get(legacySecretId) } : {}),
   ...(config.sessionCheck ? { sessionCheck: createSessionCheck({ url: config.sessionCheckUrl, apiKey: config.supabaseAnonKey ?? '' }) } : {}),
 });
 
@@ -44,7 +48,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
     audit({ ...who, outcome: 'denied', reason: verdict.reason, status: 401 });
     return deny(event.methodArn, corsOrigin);
   }
-  const usageKey = config.usageKeySecretId ? await secrets.get(config.usageKeySecretId).catch(fail) : undefined;
+  const usageKey = config.usageKey;
   audit({ ...who, outcome: 'allowed', reason: 'valid_session', userId: verdict.session.userId });
   return allow(event.methodArn, verdict.session, corsOrigin, usageKey);
 });

@@ -10,7 +10,7 @@ export const ENV = {
   TWILIO_SECRET_ID: 'TWILIO_SECRET_ID',
   ENCRYPTION_KEYS_SECRET_ID: 'ENCRYPTION_KEYS_SECRET_ID',
   SUPABASE_JWT_SECRET_ID: 'SUPABASE_JWT_SECRET_ID',
-  USAGE_KEY_SECRET_ID: 'USAGE_KEY_SECRET_ID',
+  USAGE_KEY: 'USAGE_KEY',
   SUPABASE_URL: 'SUPABASE_URL',
   JWKS_URL: 'JWKS_URL',
   ALLOWED_ORIGINS: 'ALLOWED_ORIGINS',
@@ -36,8 +36,11 @@ export interface LambdaConfig {
   readonly encryptionKeysSecretId: string;
   /** Set only when legacy HS256 tokens are accepted. */
   readonly supabaseJwtSecretId: string | undefined;
-  /** Set when the usage plan takes its key from the authorizer. */
-  readonly usageKeySecretId: string | undefined;
+  /**
+   * The usage-plan key the authorizer hands to API Gateway. Not a credential: with the API's key source set
+   * to AUTHORIZER, API Gateway never accepts it from a client; it only names the usage plan to count against.
+   */
+  readonly usageKey: string | undefined;
   readonly issuer: string;
   readonly jwksUrl: string;
   readonly allowedOrigins: readonly string[];
@@ -97,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
     twilioSecretId: env[ENV.TWILIO_SECRET_ID] ?? '',
     encryptionKeysSecretId: env[ENV.ENCRYPTION_KEYS_SECRET_ID] ?? '',
     supabaseJwtSecretId: env[ENV.SUPABASE_JWT_SECRET_ID] || undefined,
-    usageKeySecretId: env[ENV.USAGE_KEY_SECRET_ID] || undefined,
+    usageKey: env[ENV.USAGE_KEY] || undefined,
     issuer: `${supabaseUrl}/auth/v1`,
     jwksUrl: env[ENV.JWKS_URL] || `${supabaseUrl}/auth/v1/.well-known/jwks.json`,
     allowedOrigins: list(env[ENV.ALLOWED_ORIGINS]),

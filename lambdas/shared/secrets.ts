@@ -1,4 +1,4 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { UnavailableError } from './errors';
 
 /**
@@ -10,11 +10,18 @@ export interface SecretSource {
   get(secretId: string): Promise<string>;
 }
 
+type Client = Pick<SecretsManagerClient, 'send'>;
+
 export class CachedSecrets implements SecretSource {
   private readonly cache = new Map<string, { value: string; until: number }>();
+  private resolved: Client | undefined;
 
+  /**
+   * @param client the Secrets Manager client, or a factory that creates it on first use (the authorizer
+   *   loads the SDK only when it has a secret to read).
+   */
   constructor(
-    private readonly client: Pick<SecretsManagerClient, 'send'>,
+    private readonly client: Client | (() => Promise<Client>),
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
   ) {}
@@ -24,7 +31,9 @@ export class CachedSecrets implements SecretSource {
     if (hit && hit.until > this.now()) return hit.value;
     let value: string | undefined;
     try {
-      const out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+      this.resolved ??= typeof this.client === 'function' ? await this.client() : this.client;
+      const out = await this.resolved.send(new GetSecretValueCommand({ SecretId: secretId }));
       value = out.SecretString;
     } catch (err) {
       throw new UnavailableError({ reason: 'secrets_unavailable', cause: err });

@@ -14,7 +14,8 @@ import { UnavailableError } from './errors';
 /**
  * DynamoDB adapter: one table, string keys `pk`/`sk`, TTL attribute `expiresAt` in epoch seconds.
  *
- *   voice session   pk USER#<userId>   sk SESSION            kv, ct (sealed token), issuedAt, expiresAt
+ *   voice session   pk USER#<userId>   sk SESSION            kv, ct (sealed token), issuedAt, expiresAt, ip?,
+ *                                                            t<dayStart> (tokens minted that day; kept on logout)
  *   call record     pk USER#<userId>   sk CALL#<callSid>     status, rank, slot, to (masked), createdAt, expiresAt
  *   live calls      pk USER#<userId>   sk CALLS              live (string set of "<nonce>:<expiresAt>" slots),
  *                                                            d<dayStart> (calls placed that day), expiresAt
@@ -84,6 +85,23 @@ export interface AdmitLimits {
   readonly slotExpiresAt: number;
 }
 
+/** How `writeSession` may replace what is stored. */
+export interface SessionWrite {
+  /** Tokens the user may mint per day (UTC days); the write counts one. */
+  readonly dailyQuota: number;
+  /**
+   * Keep a stored session that is still usable instead: one with a token that expires after this time (epoch
+   * seconds) and, when `boundIp` is set, was opened from that IP. Undefined: replace whatever is stored.
+   */
+  readonly keepIfExpiringAfter?: number;
+  readonly boundIp?: string;
+}
+
+export type SessionWriteResult =
+  | { readonly written: true }
+  | { readonly written: false; readonly reason: 'kept'; readonly current: SessionRecord }
+  | { readonly written: false; readonly reason: 'quota'; readonly retryAfter: number };
+
 export type IdempotencyClaim =
   | { readonly state: 'claimed' }
   | { readonly state: 'done'; readonly callSid: string }
@@ -99,9 +117,17 @@ export interface LimitResult {
 /** Storage port used by the services; the DynamoDB class below is the production implementation. */
 export interface Store {
   getSession(userId: string, now: number): Promise<SessionRecord | undefined>;
-  putSession(session: SessionRecord): Promise<void>;
-  /** Reads the session and one call record in a single round trip. */
-  getSessionAndCall(userId: string, callSid: string, now: number): Promise<{ session?: SessionRecord; call?: CallRecord }>;
+  /**
+   * Stores a new session and counts it against the daily quota in one conditional write, unless a usable
+   * session is stored (then that one is returned) or the quota is spent. Atomic: concurrent first requests
+   * store one session, and the quota is never exceeded.
+   */
+  writeSession(session: SessionRecord, write: SessionWrite, now: number): Promise<SessionWriteResult>;
+  /**
+   * Reads the session, one call record and whether that call still holds a live-call slot, in a single round
+   * trip. `live` is false for a call whose slot was freed (it ended) or has expired.
+   */
+  getSessionAndCall(userId: string, callSid: string, now: number): Promise<{ session?: SessionRecord; call?: CallRecord & { readonly live: boolean } }>;
   putCall(call: CallRecord): Promise<void>;
   /** Moves a call record to `status` if that is later in STATUS_RANK than its current state. Never creates a record. */
   advanceCallStatus(userId: string, callSid: string, status: CallStatus, now: number): Promise<AdvanceResult>;
@@ -112,7 +138,7 @@ export interface Store {
   admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult>;
   /** Frees a live-call slot; idempotent. */
   releaseCallSlot(userId: string, slot: string): Promise<void>;
-  /** Deletes the user's voice session (logout); idempotent. */
+  /** Deletes the user's voice session (logout): the sealed token goes, the day's mint count stays. Idempotent. */
   deleteSession(userId: string): Promise<void>;
   claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim>;
   /** Records the call a key produced and keeps the key until `expiresAt` (epoch seconds). */
@@ -153,18 +179,64 @@ export class DynamoStore implements Store {
     return out.Item ? toSession(out.Item, now) : undefined;
   }
 
-  async putSession(s: SessionRecord): Promise<void> {
-    await guard(() =>
-      this.db.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: { pk: userPk(s.userId), sk: S('SESSION'), kv: S(s.kv), ct: S(s.ct), issuedAt: N(s.issuedAt), expiresAt: N(s.expiresAt), ...(s.ip ? { ip: S(s.ip) } : {}) },
-        }),
-      ),
-    );
+  async writeSession(s: SessionRecord, w: SessionWrite, now: number): Promise<SessionWriteResult> {
+    const dayStart = Math.floor(now / 86_400) * 86_400;
+    const names: Record<string, string> = { '#t': `t${dayStart}` };
+    const values: Record<string, AttributeValue> = {
+      ':kv': S(s.kv),
+      ':ct': S(s.ct),
+      ':issuedAt': N(s.issuedAt),
+      ':exp': N(s.expiresAt),
+      ':one': N(1),
+      ':quota': N(w.dailyQuota),
+    };
+    let condition = '(attribute_not_exists(#t) OR #t < :quota)';
+    if (w.keepIfExpiringAfter !== undefined) {
+      // Replace only a session that is gone (logged out), expired or about to, or bound to another IP.
+      values[':keepAfter'] = N(w.keepIfExpiringAfter);
+      let replaceable = 'attribute_not_exists(ct) OR expiresAt <= :keepAfter';
+      if (w.boundIp !== undefined) {
+        values[':ip'] = S(w.boundIp);
+        replaceable += ' OR attribute_not_exists(ip) OR ip <> :ip';
+      }
+      condition += ` AND (${replaceable})`;
+    }
+    if (s.ip) values[':newIp'] = S(s.ip);
+    try {
+      await guard(() =>
+        this.db.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: userPk(s.userId), sk: S('SESSION') },
+            UpdateExpression: `SET kv = :kv, ct = :ct, issuedAt = :issuedAt, expiresAt = :exp${s.ip ? ', ip = :newIp' : ''} ADD #t :one${s.ip ? '' : ' REMOVE ip'}`,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            // DynamoDB hands back the item that failed the condition, so telling "kept" from "quota" costs no read.
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        ),
+      );
+      return { written: true };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const old = err.Item ?? (await this.readSessionItem(s.userId));
+      if (num(old ?? {}, names['#t']!) >= w.dailyQuota) return { written: false, reason: 'quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      const current = old ? toSession(old, now) : undefined;
+      // Neither over quota nor replaceable: the stored session is usable (the condition said so).
+      if (current) return { written: false, reason: 'kept', current };
+      // Logged out between the failed write and the read: write once more, replacing whatever is there.
+      if (w.keepIfExpiringAfter !== undefined) return this.writeSession(s, { dailyQuota: w.dailyQuota }, now);
+      return { written: false, reason: 'quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+    }
   }
 
-  async getSessionAndCall(userId: string, callSid: string, now: number): Promise<{ session?: SessionRecord; call?: CallRecord }> {
+  private async readSessionItem(userId: string): Promise<Record<string, AttributeValue> | undefined> {
+    const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S('SESSION') }, ConsistentRead: true })));
+    return out.Item;
+  }
+
+  async getSessionAndCall(userId: string, callSid: string, now: number): Promise<{ session?: SessionRecord; call?: CallRecord & { readonly live: boolean } }> {
     const out = await guard(() =>
       this.db.send(
         new BatchGetItemCommand({
@@ -173,6 +245,7 @@ export class DynamoStore implements Store {
               Keys: [
                 { pk: userPk(userId), sk: S('SESSION') },
                 { pk: userPk(userId), sk: S(`CALL#${callSid}`) },
+                { pk: userPk(userId), sk: S('CALLS') },
               ],
               ConsistentRead: true,
             },
@@ -180,19 +253,18 @@ export class DynamoStore implements Store {
         }),
       ),
     );
-    // Two small items never exceed BatchGetItem's limits; an unprocessed key means throttling: fail closed.
+    // Three small items never exceed BatchGetItem's limits; an unprocessed key means throttling: fail closed.
     if (Object.keys(out.UnprocessedKeys ?? {}).length > 0) throw new UnavailableError({ reason: 'dynamodb_unprocessed' });
-    const result: { session?: SessionRecord; call?: CallRecord } = {};
-    for (const item of out.Responses?.[this.table] ?? []) {
-      if (str(item, 'sk') === 'SESSION') {
-        const session = toSession(item, now);
-        if (session) result.session = session;
-      } else {
-        const call = toCall(item, now);
-        if (call) result.call = call;
-      }
-    }
-    return result;
+    const items = new Map((out.Responses?.[this.table] ?? []).map((item) => [str(item, 'sk'), item]));
+    const sessionItem = items.get('SESSION');
+    const callItem = items.get(`CALL#${callSid}`);
+    const session = sessionItem ? toSession(sessionItem, now) : undefined;
+    const call = callItem ? toCall(callItem, now) : undefined;
+    const slots = new Set(items.get('CALLS')?.['live']?.SS ?? []);
+    return {
+      ...(session ? { session } : {}),
+      ...(call ? { call: { ...call, live: !ENDED_STATUSES.has(call.status) && (!call.slot || (slots.has(call.slot) && slotExpiry(call.slot) > now)) } } : {}),
+    };
   }
 
   async putCall(c: CallRecord): Promise<void> {
@@ -328,7 +400,21 @@ export class DynamoStore implements Store {
   }
 
   async deleteSession(userId: string): Promise<void> {
-    await guard(() => this.db.send(new DeleteItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S('SESSION') } })));
+    try {
+      await guard(() =>
+        this.db.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: userPk(userId), sk: S('SESSION') },
+            // The day's mint count stays, so logging out and in again cannot reset the token quota.
+            UpdateExpression: 'REMOVE kv, ct, issuedAt, ip',
+            ConditionExpression: 'attribute_exists(pk)',
+          }),
+        ),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   async claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim> {
@@ -401,7 +487,8 @@ export class DynamoStore implements Store {
 
 function toSession(item: Record<string, AttributeValue>, now: number): SessionRecord | undefined {
   const expiresAt = num(item, 'expiresAt');
-  if (expiresAt <= now) return undefined;
+  // Expired, or logged out (the sealed token removed, the mint count kept).
+  if (expiresAt <= now || !item['ct']) return undefined;
   const ip = str(item, 'ip');
   return { userId: str(item, 'pk').slice('USER#'.length), kv: str(item, 'kv'), ct: str(item, 'ct'), issuedAt: num(item, 'issuedAt'), expiresAt, ...(ip ? { ip } : {}) };
 }

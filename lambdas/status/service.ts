@@ -8,7 +8,7 @@ import { type FormParams, validTwilioSignature } from '../shared/twilio-signatur
 export interface StatusConfig {
   /** Public URL of this route as given to Twilio (the URL signatures are checked against). */
   readonly statusCallbackUrl: string;
-  /** Callbacks accepted per source IP per minute. */
+  /** Rejected (unsigned, mis-signed, foreign) callbacks per source IP per minute before answering 429. */
   readonly statusLimitPerIpPerMinute: number;
 }
 
@@ -32,15 +32,20 @@ const CALL_SID = /^CA[0-9a-f]{32}$/;
 const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
- * Records what Twilio reports about a call. Order of checks: the per-IP limit (cheap, and bounds what a
- * flood costs), then the signature over the exact public URL and every parameter (403, nothing written),
- * then the account, then the content. A valid callback moves the call record up its state order only, so
+ * Records what Twilio reports about a call. First the signature over the exact public URL and every
+ * parameter, then the account (403, nothing written but the rejection count of the source IP; past the
+ * per-IP limit, 429), then the content. A valid callback moves the call record up its state order only, so
  * duplicates and reordering are harmless; an ended call frees its live-call slot. Unknown calls are ignored.
+ * Valid callbacks are never limited here: Twilio does not retry a refused one, and a lost `completed` would
+ * hold a live-call slot until it expires (API Gateway's method throttle bounds the route as a whole).
  */
 export async function recordCallStatus(deps: Deps, config: StatusConfig, cb: StatusCallback): Promise<StatusOutcome> {
   const now = seconds(deps.now());
-  const limit = await deps.store.consume(`ip-status#${cb.sourceIp}`, config.statusLimitPerIpPerMinute, 60, now);
-  if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, 'status_ip_limit');
+  const reject = async (reason: string): Promise<never> => {
+    const limit = await deps.store.consume(`ip-status-rejected#${cb.sourceIp}`, config.statusLimitPerIpPerMinute, 60, now);
+    if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, 'status_ip_limit');
+    throw new ForbiddenSignatureError({ reason });
+  };
 
   const creds = await deps.twilioCredentials();
   if (!creds.authToken) throw new UnavailableError({ reason: 'twilio_auth_token_missing' });
@@ -49,14 +54,14 @@ export async function recordCallStatus(deps: Deps, config: StatusConfig, cb: Sta
   const userId = Object.keys(cb.query).length === 1 ? cb.query['u'] : undefined;
   const url = userId !== undefined && USER_ID.test(userId) ? callbackUrlFor(config.statusCallbackUrl, userId) : undefined;
   if (!url || !validTwilioSignature({ authToken: creds.authToken, url, params: cb.params, signature: cb.signature, settingsHeader: cb.signatureSettings })) {
-    throw new ForbiddenSignatureError({ reason: 'bad_signature' });
+    return reject('bad_signature');
   }
 
   const single = (name: string): string | undefined => {
     const values = cb.params.filter(([k]) => k === name);
     return values.length === 1 ? values[0]![1] : undefined;
   };
-  if (single('AccountSid') !== creds.accountSid) throw new ForbiddenSignatureError({ reason: 'foreign_account' });
+  if (single('AccountSid') !== creds.accountSid) return reject('foreign_account');
   const callSid = single('CallSid') ?? '';
   const status = single('CallStatus') ?? '';
   if (!CALL_SID.test(callSid) || !(CALL_STATUSES as string[]).includes(status)) {

@@ -35,23 +35,23 @@ export async function openSession(deps: Deps, limits: TokenLimits, caller: Calle
   const ip = await deps.store.consume(`ip-token#${caller.sourceIp}`, limits.ipTokenLimitPerMinute, 60, now);
   if (!ip.allowed) throw new RateLimitedError(ip.retryAfter, 'ip_limit');
 
+  // Mint first (local work, no network), then one conditional write that either stores this session and
+  // counts it against the daily quota, or keeps the usable session already stored: two round trips either way.
   const ttl = Math.min(limits.tokenTtlSeconds, 86_400);
-  const existing = await deps.store.getSession(caller.userId, now);
-  const sameIp = !limits.bindSessionToIp || existing?.ip === caller.sourceIp;
-  // A session that no longer decrypts (tampered, or its key version retired) is replaced below.
-  if (existing && sameIp && existing.expiresAt - now > renewBeforeSeconds(ttl) && (await sessionDecrypts(deps, existing))) {
-    return { session: view(existing.expiresAt), reused: true };
-  }
-
-  const quota = await deps.store.consume(`user-token#${caller.userId}`, limits.userTokenQuotaPerDay, 86_400, now);
-  if (!quota.allowed) throw new RateLimitedError(quota.retryAfter, 'user_token_quota');
-
   const [creds, keyring] = await Promise.all([deps.twilioCredentials(), deps.keyring()]);
   const jwt = deps.twilio.mintAccessToken(creds, twilioIdentity(caller.userId), ttl);
-  const expiresAt = now + ttl;
-  const sealed = seal(keyring, sessionItemKey(caller.userId), jwt);
-  await deps.store.putSession({ userId: caller.userId, ...sealed, issuedAt: now, expiresAt, ...(limits.bindSessionToIp ? { ip: caller.sourceIp } : {}) });
-  return { session: view(expiresAt), reused: false };
+  const session = { userId: caller.userId, ...seal(keyring, sessionItemKey(caller.userId), jwt), issuedAt: now, expiresAt: now + ttl, ...(limits.bindSessionToIp ? { ip: caller.sourceIp } : {}) };
+  const quota = limits.userTokenQuotaPerDay;
+  const keep = { keepIfExpiringAfter: now + renewBeforeSeconds(ttl), ...(limits.bindSessionToIp ? { boundIp: caller.sourceIp } : {}) };
+
+  let out = await deps.store.writeSession(session, { dailyQuota: quota, ...keep }, now);
+  if (!out.written && out.reason === 'kept') {
+    if (await sessionDecrypts(deps, out.current)) return { session: view(out.current.expiresAt), reused: true };
+    // The stored token no longer decrypts (tampered, or its key version retired): replace it.
+    out = await deps.store.writeSession(session, { dailyQuota: quota }, now);
+  }
+  if (!out.written) throw new RateLimitedError(out.reason === 'quota' ? out.retryAfter : 1, 'user_token_quota');
+  return { session: view(session.expiresAt), reused: false };
 }
 
 const view = (expiresAt: number): SessionView => ({ status: 'active', expiresAt: new Date(expiresAt * 1000).toISOString() });

@@ -50,6 +50,11 @@ export interface BaseFunctionProps {
   readonly environment: Readonly<Record<string, string>>;
   /** Reserved concurrency. @default - none, the function shares the account's unreserved pool */
   readonly reservedConcurrentExecutions?: number;
+  /**
+   * Packages left out of the bundle, for code paths this deployment never takes (the runtime's copy would
+   * serve them). @default - none: everything is bundled
+   */
+  readonly externalModules?: readonly string[];
 }
 
 /**
@@ -94,7 +99,7 @@ export class BaseFunction extends NodejsFunction {
         ...props.environment,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: BUNDLING,
+      bundling: { ...BUNDLING, externalModules: [...(props.externalModules ?? BUNDLING.externalModules)] },
     });
 
     Validations.of(role).acknowledge({

@@ -8,6 +8,9 @@ import { BaseFunction } from './base-function';
 import type { Secrets } from './secrets';
 import type { TokenTable } from './token-table';
 
+/** Left out of the authorizer's bundle when no legacy JWT secret is configured (`npm run bench` builds the same). */
+export const AUTHORIZER_EXTERNALS = ['@aws-sdk/client-secrets-manager'] as const;
+
 /** How long the Lambdas cache a secret value before reading it again, seconds. */
 export const SECRET_CACHE_TTL_SECONDS = 300;
 /** Powertools service name and metrics namespace shared by all functions (logs and metrics group by it). */
@@ -59,15 +62,19 @@ export class ServiceFunctions extends Construct {
       // API Gateway waits for the authorizer on every uncached request; a slow JWKS fetch must fail fast.
       timeout: Duration.seconds(5),
       logRetentionDays: config.logRetentionDays,
+      // Without the legacy secret it reads nothing from Secrets Manager, so the SDK stays out of its bundle.
+      externalModules: secrets.legacyJwt ? [] : [...AUTHORIZER_EXTERNALS],
       environment: {
         ...common,
-        [ENV.USAGE_KEY_SECRET_ID]: secrets.usageKey.secretArn,
+        // The usage-plan key is not a credential: the API's key source is AUTHORIZER, so API Gateway never
+        // takes it from a client. CloudFormation resolves the secret into the variable at deploy time, so the
+        // authorizer makes no Secrets Manager call for it (and the template holds only the reference).
+        [ENV.USAGE_KEY]: secrets.usageKey.secretValue.unsafeUnwrap(),
         ...(secrets.legacyJwt ? { [ENV.SUPABASE_JWT_SECRET_ID]: secrets.legacyJwt.secretArn } : {}),
         // The anon key is public (every frontend embeds it); Supabase's auth API wants it beside the user's token.
         ...(config.onlineSessionCheck ? { [ENV.SESSION_CHECK]: 'true', [ENV.SUPABASE_ANON_KEY]: config.supabaseAnonKey ?? '' } : {}),
       },
     });
-    secrets.usageKey.grantRead(this.authorizer);
     secrets.legacyJwt?.grantRead(this.authorizer);
 
     const handlerEnv: Record<string, string> = {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { BUNDLING } from '../../lib/constructs/base-function';
+import { AUTHORIZER_EXTERNALS } from '../../lib/constructs/functions';
 
 /** The five functions of the stack, by their folder under `lambdas/`. */
 export const FUNCTIONS = ['authorizer', 'token', 'voice', 'hangup', 'status'] as const;
@@ -83,7 +84,8 @@ export async function buildAll(outDir: string): Promise<Bundle[]> {
         target: BUNDLING.target,
         mainFields: BUNDLING.mainFields,
         banner: { js: BUNDLING.banner },
-        external: BUNDLING.externalModules,
+        // As the stack builds them with the default config (no legacy JWT secret).
+        external: id === 'authorizer' ? [...AUTHORIZER_EXTERNALS] : BUNDLING.externalModules,
         sourcemap: false,
         logLevel: 'error',
         // Reference entries live in a temp dir: resolve packages from the project.

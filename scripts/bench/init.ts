@@ -20,7 +20,7 @@ export const INIT_ENV: Readonly<Record<string, string>> = {
   [ENV.TABLE_NAME]: 'bench-table',
   [ENV.TWILIO_SECRET_ID]: 'bench/twilio',
   [ENV.ENCRYPTION_KEYS_SECRET_ID]: 'bench/encryption-keys',
-  [ENV.USAGE_KEY_SECRET_ID]: 'bench/usage-key',
+  [ENV.USAGE_KEY]: 'bench-usage-key-0123456789',
   [ENV.SUPABASE_URL]: 'https://bench.supabase.co',
   [ENV.ALLOWED_ORIGINS]: 'https://app.example',
   [ENV.DIAL_PREFIXES]: '+1,+44',

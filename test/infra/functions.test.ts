@@ -67,11 +67,12 @@ describe('functions', () => {
 
 describe('environment', () => {
   it('gives the authorizer only what verifying a session needs', () => {
-    expect(Object.keys(envOf(authorizer)).sort()).toEqual([...COMMON_ENV, ENV.USAGE_KEY_SECRET_ID].sort());
+    expect(Object.keys(envOf(authorizer)).sort()).toEqual([...COMMON_ENV, ENV.USAGE_KEY].sort());
     expect(envOf(authorizer)).toMatchObject({
       [ENV.SUPABASE_URL]: 'https://abcdefghijklmnopqrst.supabase.co',
       [ENV.ALLOWED_ORIGINS]: 'https://app.example.com',
-      [ENV.USAGE_KEY_SECRET_ID]: ref(stack.secrets.usageKey),
+      // The usage-plan key (not a credential with an AUTHORIZER key source), resolved by CloudFormation at deploy.
+      [ENV.USAGE_KEY]: { 'Fn::Join': ['', ['{{resolve:secretsmanager:', ref(stack.secrets.usageKey), ':SecretString:::}}']] },
       [ENV.SECRET_CACHE_TTL_SECONDS]: '300',
       NODE_OPTIONS: '--enable-source-maps',
     });
@@ -141,13 +142,23 @@ describe('environment', () => {
     });
   });
 
-  it('never puts a secret value in an environment variable: secrets are referenced by ARN only', () => {
+  it('resolves exactly one secret into an environment variable: the usage-plan key, on the authorizer only', () => {
+    for (const [name, fn] of everyFunction) {
+      const resolved = Object.entries(envOf(fn)).filter(([, v]) => /resolve:secretsmanager/.test(JSON.stringify(v)));
+      expect([name, resolved.map(([k]) => k)]).toEqual([name, fn === authorizer ? [ENV.USAGE_KEY] : []]);
+    }
+    expect(JSON.stringify(envOf(authorizer)[ENV.USAGE_KEY])).toContain(logicalId(stack, stack.secrets.usageKey));
+  });
+
+  it('never puts a credential in an environment variable: secrets are referenced by ARN only', () => {
     const resources = template.toJSON()['Resources'] as Record<string, { Type: string; Properties: Props }>;
     const secretIds = new Set(Object.entries(resources).filter(([, r]) => r.Type === 'AWS::SecretsManager::Secret').map(([id]) => id));
     const literalSecretStrings = [...secretIds].map((id) => resources[id]?.Properties['SecretString']).filter((v): v is string => typeof v === 'string');
 
     for (const [, fn] of everyFunction) {
       for (const [key, value] of Object.entries(envOf(fn))) {
+        // The usage-plan key is no credential (the API's key source is AUTHORIZER); checked above.
+        if (fn === authorizer && key === ENV.USAGE_KEY) continue;
         const json = JSON.stringify(value);
         expect(json).not.toMatch(/resolve:secretsmanager|SecretString/);
         for (const literal of literalSecretStrings) expect(json).not.toContain(literal);
@@ -168,11 +179,9 @@ describe('IAM, least privilege', () => {
     expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
   });
 
-  it('lets the authorizer read only the usage-key secret (no legacy secret configured)', () => {
+  it('gives the authorizer no Secrets Manager access when no legacy secret is configured', () => {
     const secretStatements = statementsOfRole(template, roleId(authorizer)).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
-    expect(secretStatements).toEqual([
-      { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: ref(stack.secrets.usageKey) },
-    ]);
+    expect(secretStatements).toEqual([]);
   });
 
   it.each(handlerList)('lets the %s handler read and write items of the token table by key only', (_name, fn) => {

@@ -76,14 +76,17 @@ async function loggedIn() {
 }
 
 describe('DELETE /api/twilio/token (logout)', () => {
-  test('answers 204 with no body and deletes the session item', async () => {
+  test('answers 204 with no body and deletes the stored token (the day\'s mint count stays)', async () => {
     const { c } = await loggedIn();
-    expect(await sessionItem(c.userId)).toBeDefined();
+    expect((await sessionItem(c.userId))?.['ct']).toBeDefined();
 
     const r = await send('DELETE', c);
 
     expect([r.statusCode, r.body]).toEqual([204, '']);
-    expect(await sessionItem(c.userId)).toBeUndefined();
+    const item = await sessionItem(c.userId);
+    expect(item?.['ct']).toBeUndefined();
+    expect(item?.['kv']).toBeUndefined();
+    expect(Object.keys(item ?? {}).filter((k) => /^t\d+$/.test(k))).toHaveLength(1);
   });
 
   test('after logout, /voice and /hangup answer 409 no_voice_session', async () => {

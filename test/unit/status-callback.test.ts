@@ -137,7 +137,7 @@ function signedRequest(userId: string, params: FormParams, extraHeaders: Record<
   };
 }
 
-/** Every item of the table, by key, except the per-IP callback counters (the flood limit counts every attempt). */
+/** Every item of the table, by key, except the per-IP callback counters (the flood limit counts every rejected attempt). */
 async function tableState(): Promise<Map<string, Record<string, AttributeValue>>> {
   const items = new Map<string, Record<string, AttributeValue>>();
   let start: Record<string, AttributeValue> | undefined;
@@ -145,7 +145,7 @@ async function tableState(): Promise<Map<string, Record<string, AttributeValue>>
     const page = await t.client.send(new ScanCommand({ TableName: t.table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
     for (const item of page.Items ?? []) {
       const key = `${item['pk']?.S}|${item['sk']?.S}`;
-      if (!key.startsWith('LIMIT#ip-status#')) items.set(key, item);
+      if (!key.startsWith('LIMIT#ip-status-rejected#')) items.set(key, item);
     }
     start = page.LastEvaluatedKey;
   } while (start);
@@ -429,26 +429,34 @@ describe('POST /api/twilio/status through the handler chain, on dynalite', () =>
     expect([...(await tableState()).keys()].some((k) => k.startsWith(`USER#${intruder}|`))).toBe(false);
   });
 
-  test('rejects more than N callbacks per minute from one IP with 429 and Retry-After; another IP is unaffected', async () => {
+  test('rejects more than N forged callbacks per minute from one IP with 429 and Retry-After; valid ones and other IPs are unaffected', async () => {
     const N = 4;
     const route = statusRoute(deps(), { ...config, statusLimitPerIpPerMinute: N });
     const { userId, callSid } = await placedCall();
     const ip = `198.51.100.${1 + Math.floor(Math.random() * 250)}`;
     const other = `192.0.2.${1 + Math.floor(Math.random() * 250)}`;
-    const send = (sourceIp: string, status: CallStatus = 'ringing') => route({ ...signedRequest(userId, callbackParams(callSid, status)), sourceIp });
+    const forged = (sourceIp: string) => {
+      const req = signedRequest(userId, callbackParams(callSid, 'completed'));
+      return route({ ...req, headers: { ...req.headers, 'X-Twilio-Signature': Buffer.alloc(20, 7).toString('base64') }, sourceIp });
+    };
+    const valid = (sourceIp: string, status: CallStatus) => route({ ...signedRequest(userId, callbackParams(callSid, status)), sourceIp });
 
-    const first = await Promise.all(Array.from({ length: N }, () => send(ip)));
-    const over = await send(ip, 'completed');
-    const fromOther = await send(other, 'in-progress');
+    const first = await Promise.all(Array.from({ length: N }, () => forged(ip)));
+    const over = await forged(ip);
+    const fromOther = await forged(other);
 
-    expect(first.map((r) => r.statusCode)).toEqual(Array(N).fill(204));
+    expect(first.map((r) => r.statusCode)).toEqual(Array(N).fill(403));
     expect([over.statusCode, errorCode(over)]).toEqual([429, 'rate_limited']);
     expectCleanError(over);
     const retry = Number(over.headers?.['Retry-After']);
     expect(retry).toBeGreaterThanOrEqual(1);
     expect(retry).toBeLessThanOrEqual(60);
-    expect(fromOther.statusCode).toBe(204);
-    // The refused `completed` was not recorded; the other IP's `in-progress` was.
+    expect(fromOther.statusCode).toBe(403);
+    // Twilio's real callbacks from that same IP still go through: a lost `completed` would hold a call slot.
+    const many = await Promise.all(Array.from({ length: 3 * N }, () => valid(ip, 'ringing')));
+    expect(many.map((r) => r.statusCode)).toEqual(Array(3 * N).fill(204));
+    expect((await valid(ip, 'in-progress')).statusCode).toBe(204);
+    // The forged `completed`s recorded nothing.
     expect(await statusOf(userId, callSid)).toBe('in-progress');
   });
 

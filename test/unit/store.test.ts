@@ -44,14 +44,51 @@ describe('limiter (atomic conditional counters on dynalite)', () => {
 });
 
 describe('sessions and calls', () => {
+  const session = (userId: string, expiresAt: number, ip?: string) => ({ userId, kv: 'v1', ct: `ct-${expiresAt}-${ip ?? ''}`, issuedAt: NOW, expiresAt, ...(ip ? { ip } : {}) });
+
+  test('writeSession stores a session and counts it in one conditional write; keeps a usable one; refuses past the daily quota', async () => {
+    const keep = { dailyQuota: 2, keepIfExpiringAfter: NOW + 300 };
+    expect(await store.writeSession(session('w1', NOW + 3600), keep, NOW)).toEqual({ written: true });
+    // A usable session is kept and returned, and nothing is counted.
+    expect(await store.writeSession(session('w1', NOW + 7200), keep, NOW)).toMatchObject({ written: false, reason: 'kept', current: { expiresAt: NOW + 3600 } });
+    // Close to expiry: replaced, and counted (2 of 2).
+    expect(await store.writeSession(session('w1', NOW + 7200), { ...keep, keepIfExpiringAfter: NOW + 3600 }, NOW)).toEqual({ written: true });
+    // Over the quota: refused, with the seconds to the next UTC day; the stored session is untouched.
+    expect(await store.writeSession(session('w1', NOW + 9000), { dailyQuota: 2 }, NOW)).toEqual({ written: false, reason: 'quota', retryAfter: 86_400 - (NOW % 86_400) });
+    expect((await store.getSession('w1', NOW))?.expiresAt).toBe(NOW + 7200);
+  });
+
+  test('writeSession replaces a session bound to another IP, and keeps one from the same IP', async () => {
+    const bound = (ip: string) => ({ dailyQuota: 10, keepIfExpiringAfter: NOW + 300, boundIp: ip });
+    expect(await store.writeSession(session('w2', NOW + 3600, '198.51.100.1'), bound('198.51.100.1'), NOW)).toEqual({ written: true });
+    expect(await store.writeSession(session('w2', NOW + 3601, '198.51.100.1'), bound('198.51.100.1'), NOW)).toMatchObject({ written: false, reason: 'kept' });
+    expect(await store.writeSession(session('w2', NOW + 3602, '203.0.113.9'), bound('203.0.113.9'), NOW)).toEqual({ written: true });
+    expect((await store.getSession('w2', NOW))?.ip).toBe('203.0.113.9');
+  });
+
+  test('logout removes the token but keeps the day\'s mint count, so logging out and in cannot reset the quota', async () => {
+    expect(await store.writeSession(session('w3', NOW + 3600), { dailyQuota: 1, keepIfExpiringAfter: NOW + 300 }, NOW)).toEqual({ written: true });
+    await store.deleteSession('w3');
+    await store.deleteSession('w3'); // idempotent
+    expect(await store.getSession('w3', NOW)).toBeUndefined();
+    expect(await store.writeSession(session('w3', NOW + 3600), { dailyQuota: 1, keepIfExpiringAfter: NOW + 300 }, NOW)).toMatchObject({ written: false, reason: 'quota' });
+    await store.deleteSession('never-had-one');
+  });
+
+  test('concurrent first writes store one session and count one token', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.writeSession(session('w4', NOW + 3600 + i), { dailyQuota: 100, keepIfExpiringAfter: NOW + 300 }, NOW)));
+    expect(results.filter((r) => r.written)).toHaveLength(1);
+    expect(results.filter((r) => !r.written && r.reason === 'kept')).toHaveLength(19);
+  });
+
   test('treats an expired session that DynamoDB has not deleted yet as absent', async () => {
-    await store.putSession({ userId: 'u-exp', kv: 'v1', ct: 'x', issuedAt: NOW - 100, expiresAt: NOW - 1 });
+    await store.writeSession({ userId: 'u-exp', kv: 'v1', ct: 'x', issuedAt: NOW - 100, expiresAt: NOW - 1 }, { dailyQuota: 10 }, NOW - 100);
     expect(await store.getSession('u-exp', NOW)).toBeUndefined();
     expect(await store.getSession('u-exp', NOW - 2)).toBeDefined();
   });
 
   test('reads a session and a call in one round trip, each filtered by expiry', async () => {
-    await store.putSession({ userId: 'u1', kv: 'v1', ct: 'x', issuedAt: NOW, expiresAt: NOW + 100 });
+    await store.writeSession({ userId: 'u1', kv: 'v1', ct: 'x', issuedAt: NOW, expiresAt: NOW + 100 }, { dailyQuota: 10 }, NOW);
     await store.putCall({ userId: 'u1', callSid: 'CA1', status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 100, slot: '' });
     const both = await store.getSessionAndCall('u1', 'CA1', NOW);
     expect(both.session?.userId).toBe('u1');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { InvalidRequestError, UpstreamError } from '../../lambdas/shared/errors';
 import { type TwilioCredentials, TwilioRest, twilioIdentity } from '../../lambdas/shared/twilio';
+import AccessToken from 'twilio/lib/jwt/AccessToken';
 import { mintAccessToken } from '../../lambdas/shared/twilio-token';
 import { close, listen } from '../../local/http-util';
 import { type TwilioStandIn, twilioStandIn } from '../../local/twilio-standin';
@@ -484,5 +485,27 @@ describe('mintAccessToken', () => {
     const { iat, exp } = decodeJwt(twilio.mintAccessToken(creds, identity, 10 * 86_400));
 
     expect(exp! - iat!).toBeLessThanOrEqual(86_400);
+  });
+
+  test.each([
+    ['a TwiML App', {}],
+    ['a voice URL (no TwiML App)', { twimlAppSid: undefined, voiceUrl: 'https://voice.example.com/twiml' }],
+  ])('is byte for byte the token the twilio SDK\'s AccessToken builds, with %s', (_name, change) => {
+    const c: TwilioCredentials = { ...creds, ...change };
+    const at = 1_796_000_000_000;
+    const sdk = new AccessToken(c.accountSid, c.apiKeySid, c.apiKeySecret, { identity, ttl: 3600 });
+    sdk.addGrant(new AccessToken.VoiceGrant({ ...(c.twimlAppSid ? { outgoingApplicationSid: c.twimlAppSid } : {}), incomingAllow: false }));
+    const realNow = Date.now;
+    Date.now = () => at;
+    let expected: string;
+    try {
+      expected = sdk.toJwt();
+    } finally {
+      Date.now = realNow;
+    }
+    const ours = mintAccessToken(c, identity, 3600, at);
+    expect(decodeProtectedHeader(ours)).toEqual(decodeProtectedHeader(expected));
+    expect(decodeJwt(ours)).toEqual(decodeJwt(expected));
+    expect(ours).toBe(expected);
   });
 });
