@@ -1,5 +1,4 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AWS_CLIENT_OPTIONS } from './aws';
 import type { LambdaConfig } from './config';
 import { DecryptionError, type Keyring, open, parseKeyring } from './crypto';
@@ -28,7 +27,9 @@ export function productionDeps(config: LambdaConfig, opts: { readonly mint?: Min
   for (const [name, value] of Object.entries({ TABLE_NAME: config.tableName, TWILIO_SECRET_ID: config.twilioSecretId, ENCRYPTION_KEYS_SECRET_ID: config.encryptionKeysSecretId })) {
     if (!value) throw new Error(`Environment variable ${name} is required`);
   }
-  const secrets = new CachedSecrets(new SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
+  // Secrets Manager's client is built on the first secret read, not at cold start: a warm function reads
+  // each secret once per TTL, and a request refused before it needs one never loads it.
+  const secrets = new CachedSecrets(async () => new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient(AWS_CLIENT_OPTIONS), config.secretCacheTtlSeconds * 1000);
   return {
     store: new DynamoStore(new DynamoDBClient(AWS_CLIENT_OPTIONS), config.tableName),
     twilio: new TwilioRest(config.twilioApiBaseUrl, 5000, opts.mint),
