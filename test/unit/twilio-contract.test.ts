@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { InvalidRequestError, UpstreamError } from '../../lambdas/shared/errors';
-import { type TwilioCredentials, TwilioRest, twilioIdentity } from '../../lambdas/shared/twilio';
+import { CALL_STATUSES } from '../../lambdas/shared/store';
+import { STATUS_CALLBACK_EVENTS, type TwilioCredentials, TwilioRest, twilioIdentity } from '../../lambdas/shared/twilio';
 import AccessToken from 'twilio/lib/jwt/AccessToken';
 import { mintAccessToken } from '../../lambdas/shared/twilio-token';
 import { close, listen } from '../../local/http-util';
@@ -26,6 +27,7 @@ interface Schema {
   readonly type?: string;
   readonly nullable?: boolean;
   readonly enum?: readonly unknown[];
+  readonly description?: string;
   readonly pattern?: string;
   readonly required?: readonly string[];
   readonly properties?: Readonly<Record<string, Schema>>;
@@ -180,6 +182,24 @@ async function callStandIn(method: 'GET' | 'POST', urlPath: string, form?: Recor
 }
 
 const callsPath = () => `/2010-04-01/Accounts/${creds.accountSid}/Calls`;
+
+describeWithSpec('call states and status callbacks match Twilio\'s OpenAPI description', () => {
+  test('every call status Twilio documents is a state the call records know, and they know only those and `initiated`', () => {
+    const documented = (api().components.schemas['call_enum_status']?.enum ?? []) as string[];
+    expect(documented.length).toBeGreaterThan(5);
+    // `initiated` exists only in status callbacks (the REST resource says `queued` then).
+    expect([...CALL_STATUSES].sort()).toEqual([...documented, 'initiated'].sort());
+  });
+
+  test('the status callback events asked for are the ones Twilio describes, sent with a method it allows', () => {
+    const props = formSchema(CREATE_PATH).properties ?? {};
+    const events = resolve(props['StatusCallbackEvent']!);
+    expect(events.type).toBe('array');
+    for (const e of STATUS_CALLBACK_EVENTS) expect(String(events.description)).toContain(`\`${e}\``);
+    expect(resolve(props['StatusCallbackMethod']!).enum).toContain('POST');
+    expect(resolve(props['TimeLimit']!).type).toBe('integer');
+  });
+});
 
 describeWithSpec('requests the project sends match Twilio\'s OpenAPI description', () => {
   async function createRequest(credentials: TwilioCredentials) {
