@@ -8,7 +8,7 @@ export type FunctionName = 'token' | 'voice' | 'hangup' | 'status';
 
 export interface Route {
   /** HTTP method as API Gateway spells it. */
-  readonly method: 'POST' | 'DELETE';
+  readonly method: 'POST' | 'DELETE' | 'GET';
   /** Resource path below the stage, always starting with `/api/twilio/`. */
   readonly path: string;
   /** The function that serves the route. */
@@ -18,6 +18,8 @@ export interface Route {
    * route that is not, Twilio's status callback, proves itself with `X-Twilio-Signature` instead.
    */
   readonly authorized: boolean;
+  /** Query parameters a GET requires (API Gateway refuses a request without them). */
+  readonly query?: readonly string[];
   /** Name of the API Gateway request model that validates the body, if API Gateway can do it. */
   readonly model?: 'TokenRequest' | 'VoiceRequest' | 'HangupRequest';
 }
@@ -27,6 +29,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/api/twilio/voice', fn: 'voice', authorized: true, model: 'VoiceRequest' },
   { method: 'POST', path: '/api/twilio/hangup', fn: 'hangup', authorized: true, model: 'HangupRequest' },
   { method: 'DELETE', path: '/api/twilio/token', fn: 'token', authorized: true },
+  { method: 'GET', path: '/api/twilio/voice', fn: 'voice', authorized: true, query: ['callSid'] },
   { method: 'POST', path: '/api/twilio/status', fn: 'status', authorized: false },
 ];
 

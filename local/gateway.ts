@@ -221,6 +221,9 @@ export function createGateway(o: GatewayOptions): Server {
       if (!policyAllows(result.result, methodArn)) return log(send(res, 'ACCESS_DENIED', 403, authorizerContext));
     }
 
+    // Like the stack's request validator: a required query parameter missing (or empty) is refused here.
+    if (route?.query?.some((name) => !multiQuery[name]?.some((v) => v.length > 0))) return log(send(res, 'BAD_REQUEST_PARAMETERS', 400, authorizerContext));
+
     const fn = route?.fn ?? preflightFn!;
     const event: APIGatewayProxyEvent = {
       resource: path,
@@ -269,5 +272,5 @@ export function createGateway(o: GatewayOptions): Server {
 }
 
 function findRouteForPath(path: string): FunctionName | undefined {
-  return ['POST', 'DELETE'].map((m) => findRoute(m, path)).find(Boolean)?.fn;
+  return ['POST', 'DELETE', 'GET'].map((m) => findRoute(m, path)).find(Boolean)?.fn;
 }

@@ -57,6 +57,7 @@ export function metricsFor(entry: Pick<AuditEntry, 'operation' | 'outcome' | 're
       return [METRIC.CallStatusUpdates];
     case OUTCOME.allowed:
     case OUTCOME.ignored:
+    case OUTCOME.read:
       return [];
     case OUTCOME.denied:
       if (operation === 'authorizer') return [METRIC.AuthDenied];
@@ -77,7 +78,7 @@ export function metricsFor(entry: Pick<AuditEntry, 'operation' | 'outcome' | 're
  */
 export function audit(entry: AuditEntry): void {
   const { detail, ...fields } = entry;
-  const quiet: readonly Outcome[] = [OUTCOME.allowed, OUTCOME.issued, OUTCOME.reused, OUTCOME.ended, OUTCOME.recorded, OUTCOME.ignored];
+  const quiet: readonly Outcome[] = [OUTCOME.allowed, OUTCOME.issued, OUTCOME.reused, OUTCOME.ended, OUTCOME.recorded, OUTCOME.ignored, OUTCOME.read];
   const level = entry.outcome === OUTCOME.failed ? 'error' : quiet.includes(entry.outcome) ? 'info' : 'warn';
   auditLogger[level](AUDIT_MESSAGE, { ...detail, ...fields });
   for (const name of metricsFor(entry)) {

@@ -185,6 +185,25 @@ function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.c
       throw new InvalidRequestError({ reason: 'malformed_json', message: 'The body is not valid JSON.' });
     }
   }
+  return validate(value, schema, fieldHelp, 'The body must be a JSON object with the documented fields.');
+}
+
+/**
+ * A GET request's input: its query parameters, each given once, and no body. Validated like a body, so the
+ * logic receives the same typed object whichever way the input came.
+ */
+function parseQuery<B>(event: Event, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>): B {
+  if ((event.body ?? '').length > 0) throw new InvalidRequestError({ reason: 'body_on_get', message: 'A GET request takes no body.' });
+  const value: Record<string, string> = {};
+  for (const [k, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) {
+    if ((values?.length ?? 0) > 1) throw new InvalidRequestError({ reason: 'duplicate_query', message: `The query parameter "${k.slice(0, 40)}" was sent more than once.` });
+    if (values?.length) value[k] = values[0]!;
+  }
+  if (!event.multiValueQueryStringParameters) Object.assign(value, event.queryStringParameters ?? {});
+  return validate(value, schema, fieldHelp, 'The query must carry the documented parameters.');
+}
+
+function validate<B>(value: unknown, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>, fallback: string): B {
   const parsed = z.safeParse(schema, value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
@@ -193,7 +212,7 @@ function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.c
   }
   const field = issue?.path[0];
   const help = typeof field === 'string' ? fieldHelp[field] : undefined;
-  throw new InvalidRequestError({ reason: 'invalid_field', message: help ?? 'The body must be a JSON object with the documented fields.' });
+  throw new InvalidRequestError({ reason: 'invalid_field', message: help ?? fallback });
 }
 
 function callerOf(event: Event, now: number): Caller {
@@ -215,6 +234,8 @@ export interface HandlerOptions<B> {
   readonly fieldHelp?: Record<string, string>;
   /** Methods the route's path serves (for preflight). Default `POST`. */
   readonly methods?: readonly string[];
+  /** The query parameters of a GET on the route's path, validated into the same input type as the body. */
+  readonly querySchema?: z.core.$ZodType<B>;
   readonly now?: () => number;
 }
 
@@ -248,7 +269,7 @@ export function apiHandler<B>(opts: HandlerOptions<B>, logic: (req: ApiRequest<B
       const caller = callerOf(event, now());
       const twice = SINGLE_VALUED.find((h) => duplicate.has(h));
       if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
-      const body = parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
+      const body = event.httpMethod === 'GET' && opts.querySchema ? parseQuery(event, opts.querySchema, opts.fieldHelp ?? {}) : parseBody(event, headers, opts.schema, opts.fieldHelp ?? {});
       const res = await logic({ method: event.httpMethod, body, caller, headers, requestId: context.awsRequestId });
       return respond(event, context, res);
     });

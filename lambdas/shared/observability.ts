@@ -72,6 +72,8 @@ export const OUTCOME = {
   reused: 'reused',
   /** `/hangup`: the call was ended (or had already ended). `DELETE /token`: the voice session was ended. */
   ended: 'ended',
+  /** `GET /voice`: the caller read the state of one of their calls. */
+  read: 'read',
   /** Status callback: the call record moved to the reported state. */
   recorded: 'recorded',
   /** Status callback: valid, but nothing to change (unknown call, duplicate or late event). */

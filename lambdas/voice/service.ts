@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { type Deps, requireSession, seconds } from '../shared/deps';
-import { DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError, UpstreamError } from '../shared/errors';
+import { CallNotFoundError, DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError, UpstreamError } from '../shared/errors';
 import type { Caller } from '../shared/http';
 import { logger, maskPhone } from '../shared/logger';
-import type { CallStatus } from '../shared/store';
+import { type CallStatus, ENDED_STATUSES } from '../shared/store';
 import { callbackUrlFor } from '../shared/twilio';
 
 export interface VoiceLimits {
@@ -155,4 +155,16 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
     await release();
     throw err;
   }
+}
+
+/**
+ * The state of one of the caller's own calls, as Twilio's status callbacks recorded it: a call that hung up,
+ * was busy or went unanswered shows so without any action of the user. A call whose live-call slot is gone
+ * was ended (by `/hangup`, whose `completed` callback may still be on its way) and shows `completed`. Unknown
+ * calls and other users' calls are "not found", alike. Reading needs no voice session, only the user.
+ */
+export async function readCall(deps: Deps, caller: Caller, callSid: string): Promise<CallView> {
+  const { call } = await deps.store.getSessionAndCall(caller.userId, callSid, seconds(deps.now()));
+  if (!call) throw new CallNotFoundError({ reason: 'not_owned_or_unknown' });
+  return { sid: callSid, status: call.live || ENDED_STATUSES.has(call.status) ? call.status : 'completed' };
 }

@@ -206,17 +206,20 @@ export class Api extends Construct {
           apiKeyRequired: false,
         });
         const reason =
-          "Called by Twilio, which cannot present a Supabase session or an API key: Twilio proves each request with X-Twilio-Signature (HMAC-SHA1 of the exact URL and parameters under the account's auth token), which the function checks before reading anything, answering 403 otherwise; the method has its own throttle and a per-IP limit.";
+          "Called by Twilio, which cannot present a Supabase session or an API key: Twilio proves each request with X-Twilio-Signature (HMAC-SHA1 of the exact URL and parameters under the account's auth token), which the function checks before reading anything, answering 403 otherwise; the method has its own throttle, and forged requests a per-IP limit.";
         Validations.of(callback).acknowledge({ id: 'AwsSolutions-APIG4', reason });
         Validations.of(callback).acknowledge({ id: 'AwsSolutions-COG4', reason });
         continue;
       }
       const model = modelFor(route.model);
+      const query = route.query ?? [];
       const method = resource.addMethod(route.method, integrationFor(route.fn), {
         authorizer,
         authorizationType: apigateway.AuthorizationType.CUSTOM,
         apiKeyRequired: true,
         ...(model ? { requestValidator: validator, requestModels: { 'application/json': model } } : {}),
+        // Required query parameters: API Gateway refuses a request without them before any Lambda runs.
+        ...(query.length ? { requestValidator: validator, requestParameters: Object.fromEntries(query.map((q) => [`method.request.querystring.${q}`, true])) } : {}),
       });
       Validations.of(method).acknowledge({
         id: 'AwsSolutions-COG4',
