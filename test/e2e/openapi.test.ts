@@ -32,6 +32,9 @@ const NOT_PRODUCIBLE_LOCALLY: Record<string, string> = {
   'DELETE /api/twilio/token 500': 'an unexpected failure (a bug)',
   'DELETE /api/twilio/token 503': 'the embedded DynamoDB and Secrets Manager stay up',
   'DELETE /api/twilio/token 429': 'only API Gateway stage throttling limits logout, and it is not emulated',
+  'GET /api/twilio/voice 500': 'an unexpected failure (a bug)',
+  'GET /api/twilio/voice 503': 'the embedded DynamoDB and Secrets Manager stay up',
+  'GET /api/twilio/voice 429': 'only API Gateway stage throttling limits reading a call, and it is not emulated',
   'POST /api/twilio/status 500': 'an unexpected failure (a bug)',
   'POST /api/twilio/status 503': 'the embedded DynamoDB and Secrets Manager stay up, and the local Twilio secret has an auth token',
 };
@@ -73,7 +76,8 @@ function client() {
       ...(body !== undefined ? { body } : {}),
       localAddress,
     });
-    expect(checker.check(method, path, reply)).toEqual([]);
+    // The document names paths without their query string.
+    expect(checker.check(method, path.split('?')[0]!, reply)).toEqual([]);
     return reply;
   };
 }
@@ -212,6 +216,25 @@ describe('real answers match the document', () => {
     expect((await call('POST', '/api/twilio/hangup', { token: t, body: { callSid: second } })).status).toBe(502);
   });
 
+  test('GET /api/twilio/voice', async () => {
+    const call = client();
+    const t = await token();
+    const unknown = `CA${'0'.repeat(32)}`;
+    await call('POST', '/api/twilio/token', { token: t });
+    const placed = (await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' } })).json<{ call: { sid: string } }>().call.sid;
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: t, headers: { Origin: ALLOWED } })).status).toBe(200);
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: await token() })).status).toBe(404); // another user's call
+    expect((await call('GET', `/api/twilio/voice?callSid=${unknown}`, { token: t })).status).toBe(404);
+    expect((await call('GET', '/api/twilio/voice', { token: t })).status).toBe(400); // the gateway's request validator
+    expect((await call('GET', '/api/twilio/voice?callSid=CA123', { token: t })).status).toBe(400);
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}&callSid=${placed}`, { token: t })).status).toBe(400);
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: t, body: { x: 1 } })).status).toBe(400);
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: 'not-a-jwt' })).status).toBe(401);
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: t, headers: { Origin: FOREIGN } })).status).toBe(403);
+    await call('POST', '/api/twilio/hangup', { token: t, body: { callSid: placed } });
+    expect((await call('GET', `/api/twilio/voice?callSid=${placed}`, { token: t })).json()).toEqual({ call: { sid: placed, status: 'completed' } });
+  });
+
   test('DELETE /api/twilio/token', async () => {
     const call = client();
     const t = await token();
@@ -256,6 +279,7 @@ describe('real answers match the document', () => {
     const call = client();
     await call('OPTIONS', path, { headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
     if (path === '/api/twilio/token') await call('OPTIONS', path, { headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'DELETE' } });
+    if (path === '/api/twilio/voice') await call('OPTIONS', path, { headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'GET' } });
     await call('OPTIONS', path, { headers: { Origin: FOREIGN, 'Access-Control-Request-Method': 'POST' } });
   });
 
