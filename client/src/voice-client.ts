@@ -9,6 +9,7 @@
  * const voice = createVoiceClient({ baseUrl: import.meta.env.VITE_VOICE_API_URL, getAccessToken: () => supabase.auth.getSession() });
  * await voice.openSession();
  * const call = await voice.call('+14155550123', { idempotencyKey: crypto.randomUUID() });
+ * const { status } = await voice.getCall(call.sid); // poll it; stop when isCallOver(status)
  * await voice.hangup(call.sid);
  * await voice.closeSession(); // on sign-out, before supabase.auth.signOut()
  * ```
@@ -73,8 +74,19 @@ export interface VoiceSession {
   readonly expiresAt: string;
 }
 
-/** Twilio's call statuses, as the API reports them. */
-export type CallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
+/**
+ * Twilio's call statuses, as the API reports them: `queued` (just placed) < `initiated` < `ringing` <
+ * `in-progress` < one of the ended ones (see {@link ENDED_CALL_STATUSES}).
+ */
+export type CallStatus = 'queued' | 'initiated' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'failed' | 'no-answer' | 'canceled';
+
+/** The statuses of a call that is over: it never changes again, so stop polling `getCall()`. */
+export const ENDED_CALL_STATUSES: ReadonlySet<CallStatus> = new Set<CallStatus>(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
+
+/** Whether a call with this status is over (hung up, busy, unanswered, failed or canceled). */
+export function isCallOver(status: CallStatus): boolean {
+  return ENDED_CALL_STATUSES.has(status);
+}
 
 export interface CallInfo {
   /** Twilio's call SID, `CA` + 32 hex digits. */
@@ -124,6 +136,13 @@ export interface VoiceClient {
   /** `POST /api/twilio/hangup`: ends one of the user's calls; ending an ended call succeeds. */
   hangup(callSid: string): Promise<CallInfo>;
   /**
+   * `GET /api/twilio/voice?callSid=…`: one of the user's calls as it stands, as Twilio last reported it. Poll it
+   * (every second or two) until {@link isCallOver}: a call the far end hangs up, or that is busy or unanswered,
+   * ends with no action of the user. Needs no voice session. Someone else's call or an unknown SID fails with
+   * `call_not_found`, a malformed SID with `invalid_request`.
+   */
+  getCall(callSid: string): Promise<CallInfo>;
+  /**
    * `DELETE /api/twilio/token`: ends the user's voice session (logout); afterwards `call` and `hangup` fail
    * with `no_voice_session` until `openSession()`. Resolves also when there was no session. Call it on sign-out,
    * before `supabase.auth.signOut()` (it needs the access token). Calls already placed are not ended.
@@ -131,7 +150,7 @@ export interface VoiceClient {
   closeSession(): Promise<void>;
 }
 
-const CALL_STATUSES: readonly string[] = ['queued', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled'];
+const CALL_STATUSES: readonly string[] = ['queued', 'initiated', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled'];
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -173,7 +192,7 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
    * Sends one request with the bearer token; resolves to the JSON body of the expected status (an empty
    * object for a 204), and throws a VoiceApiError for anything else.
    */
-  async function request(method: 'POST' | 'DELETE', path: string, body: Json | undefined, expected: number, extraHeaders: Record<string, string> = {}): Promise<Json> {
+  async function request(method: 'POST' | 'DELETE' | 'GET', path: string, body: Json | undefined, expected: number, extraHeaders: Record<string, string> = {}): Promise<Json> {
     let source: AccessTokenSource;
     try {
       source = await options.getAccessToken();
@@ -187,7 +206,7 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
     try {
       res = await fetchFn(`${baseUrl}${path}`, {
         method,
-        // No body, no Content-Type (a DELETE): one header fewer in the CORS preflight.
+        // No body, no Content-Type (a DELETE or GET): one header fewer in the CORS preflight.
         headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...extraHeaders },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         // The API authenticates with the bearer token only; cookies are never needed and never sent.
@@ -239,6 +258,9 @@ export function createVoiceClient(options: VoiceClientOptions): VoiceClient {
     },
     async hangup(callSid) {
       return callOf(await request('POST', '/api/twilio/hangup', { callSid }, 200), 200);
+    },
+    async getCall(callSid) {
+      return callOf(await request('GET', `/api/twilio/voice?callSid=${encodeURIComponent(callSid)}`, undefined, 200), 200);
     },
     async closeSession() {
       await request('DELETE', '/api/twilio/token', undefined, 204);

@@ -1,5 +1,6 @@
-import { API_ERROR_CODES, type FetchLike, VoiceApiError, createVoiceClient, parseRetryAfter } from '../../client/src/voice-client';
+import { API_ERROR_CODES, type CallStatus, ENDED_CALL_STATUSES, type FetchLike, VoiceApiError, createVoiceClient, isCallOver, parseRetryAfter } from '../../client/src/voice-client';
 import { ERRORS } from '../../lambdas/shared/contract';
+import { ENDED_STATUSES } from '../../lambdas/shared/store';
 
 /** The browser client against a scripted `fetch`: what it sends, what it returns, how it fails. */
 
@@ -156,4 +157,47 @@ test('fails a call over the concurrent-call cap with rate_limited and its Retry-
   const { fetch } = fakeFetch({ status: 429, headers: { 'Retry-After': '5' }, body: JSON.stringify({ error: { code: 'rate_limited', message: 'Too many requests: try again later.' } }) });
   const err = await failure(client(fetch).call('+14155550123', { idempotencyKey: 'key-0002-abcd' }));
   expect(err).toMatchObject({ code: 'rate_limited', status: 429, retryAfter: 5 });
+});
+
+describe('getCall (reading a call’s state)', () => {
+  test('sends GET /api/twilio/voice?callSid= with the bearer token, no body, no Content-Type and no cookies', async () => {
+    const { fetch, sent } = fakeFetch({ status: 200, body: JSON.stringify({ call: { sid: SID, status: 'ringing' } }) });
+    await client(fetch).getCall(SID);
+    expect(sent).toEqual([{ url: `https://api.example.com/prod/api/twilio/voice?callSid=${SID}`, method: 'GET', headers: { Authorization: 'Bearer session-jwt' }, body: undefined, credentials: 'omit' }]);
+  });
+
+  test.each(['queued', 'initiated', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled'])('returns only the sid and the status of a %s call', async (status) => {
+    const { fetch } = fakeFetch({ status: 200, body: JSON.stringify({ call: { sid: SID, status, to: '+14155550123' } }) });
+    await expect(client(fetch).getCall(SID)).resolves.toEqual({ sid: SID, status });
+  });
+
+  test('escapes the SID into the query, so a caller’s string cannot add parameters', async () => {
+    const { fetch, sent } = fakeFetch({ status: 400, body: JSON.stringify({ error: { code: 'invalid_request', message: 'Bad SID.' } }) });
+    await failure(client(fetch).getCall('CA1&callSid=CA2'));
+    expect(sent[0]!.url).toBe('https://api.example.com/prod/api/twilio/voice?callSid=CA1%26callSid%3DCA2');
+  });
+
+  test('fails with call_not_found for someone else’s or an unknown call', async () => {
+    const { fetch } = fakeFetch({ status: 404, body: JSON.stringify({ error: { code: 'call_not_found', message: 'No such call.' } }) });
+    await expect(failure(client(fetch).getCall(SID))).resolves.toMatchObject({ code: 'call_not_found', status: 404, message: 'No such call.' });
+  });
+
+  test('fails with unexpected_response on a 200 without a known call status', async () => {
+    const { fetch } = fakeFetch({ status: 200, body: JSON.stringify({ call: { sid: SID, status: 'exploded' } }) });
+    await expect(failure(client(fetch).getCall(SID))).resolves.toMatchObject({ code: 'unexpected_response', status: 200 });
+  });
+
+  test('fails with unauthenticated and sends nothing when signed out', async () => {
+    const { fetch, sent } = fakeFetch({ status: 200, body: '{}' });
+    await expect(failure(client(fetch, () => null).getCall(SID))).resolves.toMatchObject({ code: 'unauthenticated', status: 0 });
+    expect(sent).toHaveLength(0);
+  });
+
+  test('isCallOver is true exactly for the ended statuses', () => {
+    const all: CallStatus[] = ['queued', 'initiated', 'ringing', 'in-progress', 'completed', 'busy', 'failed', 'no-answer', 'canceled'];
+    expect(all.filter(isCallOver)).toEqual(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
+    expect([...ENDED_CALL_STATUSES].sort()).toEqual(['busy', 'canceled', 'completed', 'failed', 'no-answer']);
+    // The same set the service uses to free a call's slot.
+    expect([...ENDED_CALL_STATUSES].sort()).toEqual([...ENDED_STATUSES].sort());
+  });
 });
