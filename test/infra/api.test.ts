@@ -82,6 +82,13 @@ describe('REST API', () => {
     expect(integrationTarget(m)).toContain(`"${fnId[route?.fn ?? 'token']}"`);
   });
 
+  it('makes API Gateway refuse GET /api/twilio/voice without a callSid, before the function runs', () => {
+    const m = method('GET /api/twilio/voice');
+    expect(m['RequestParameters']).toEqual({ 'method.request.querystring.callSid': true });
+    expect(m['RequestValidatorId']).toEqual({ Ref: onlyId('AWS::ApiGateway::RequestValidator') });
+    expect(integrationTarget(m)).toContain(`"${fnId.voice}"`);
+  });
+
   it('guards DELETE /api/twilio/token (ending the voice session) with the authorizer, served by the token function', () => {
     const m = method('DELETE /api/twilio/token');
     expect(m).toMatchObject({ AuthorizationType: 'CUSTOM', ApiKeyRequired: true, AuthorizerId: { Ref: onlyId('AWS::ApiGateway::Authorizer') } });
