@@ -14,7 +14,8 @@ import { type Reply, send } from '../support/http';
  * Call state end to end, over real HTTP through the local gateway: the Twilio stand-in places each call,
  * moves it through initiated → ringing → in-progress and hangs up the far end after one second
  * (`TWILIO_STANDIN_TALK_SECONDS=1`), sending its signed status callbacks to `POST /api/twilio/status` as Twilio
- * would. The concurrent-call cap is 1 here. Local mode runs in this process so that the test can see what
+ * would; the tests read the call's state through `GET /api/twilio/voice?callSid=` as a page does. The
+ * concurrent-call cap is 1 here. Local mode runs in this process so that the test can see what
  * reached the stand-in (`requests`) and what it reported (`deliveries`); the tests poll those, never sleep.
  */
 
@@ -72,8 +73,36 @@ async function user() {
     closeSession: () => request('DELETE', '/api/twilio/token'),
     call: (to: string, idempotencyKey?: string) => request('POST', '/api/twilio/voice', { body: { to }, ...(idempotencyKey ? { headers: { 'Idempotency-Key': idempotencyKey } } : {}) }),
     hangup: (callSid: string) => request('POST', '/api/twilio/hangup', { body: { callSid } }),
+    getCall: (callSid: string) => request('GET', `/api/twilio/voice?callSid=${encodeURIComponent(callSid)}`),
   };
 }
+
+type User = Awaited<ReturnType<typeof user>>;
+const ORDER = ['queued', 'initiated', 'ringing', 'in-progress'];
+const ENDED = ['completed', 'busy', 'failed', 'no-answer', 'canceled'];
+const rank = (status: string) => (ENDED.includes(status) ? ORDER.length : ORDER.indexOf(status));
+
+/**
+ * Polls `GET /api/twilio/voice?callSid=` (every 50 ms) as a page would, until the call is over; returns the
+ * statuses it read, each once, in the order seen. Every read must be a 200 of the documented shape.
+ */
+async function followCall(u: User, sid: string, ms = 10_000): Promise<string[]> {
+  const seen: string[] = [];
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const r = await u.getCall(sid);
+    expect(r.status).toBe(200);
+    const { call } = r.json<{ call: { sid: string; status: string } }>();
+    expect(call.sid).toBe(sid);
+    if (seen.at(-1) !== call.status) seen.push(call.status);
+    if (ENDED.includes(call.status)) return seen;
+    if (Date.now() > deadline) throw new Error(`timed out following ${sid}: ${seen.join(' → ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The statuses only move forward (queued < initiated < ringing < in-progress < ended). */
+const movesForward = (seen: string[]) => seen.every((s, i) => i === 0 || rank(s) > rank(seen[i - 1]!));
 
 const sidOf = (r: Reply) => r.json<{ call: { sid: string } }>().call.sid;
 
@@ -128,7 +157,12 @@ describe('a call ends on its own, as Twilio reports it', () => {
     expect(refused.json()).toEqual({ error: { code: 'rate_limited', message: expect.any(String) } });
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
 
-    // The user does nothing. The far end answers, talks for a second and hangs up; Twilio says so.
+    // The user does nothing but read the call. The far end answers, talks for a second and hangs up; Twilio
+    // says so, and GET shows the call move on and end.
+    const seen = await followCall(alice, sid);
+    expect(movesForward(seen)).toBe(true);
+    expect(seen).toEqual(expect.arrayContaining(['ringing', 'in-progress']));
+    expect(seen.at(-1)).toBe('completed');
     await until('the far end to hang up', ended(sid, 'completed'));
     expect(reported(sid)).toEqual(['initiated 204', 'ringing 204', 'in-progress 204', 'completed 204']);
 
@@ -158,14 +192,97 @@ describe('a call ends on its own, as Twilio reports it', () => {
     expect(placed.status).toBe(201);
     const sid = sidOf(placed);
 
+    const seen = await followCall(bob, sid);
+    expect(movesForward(seen)).toBe(true);
+    expect(seen.at(-1)).toBe(status);
     await until(`the call to be ${status}`, ended(sid, status));
     expect(reported(sid)).toEqual(sequence);
+    expect((await bob.getCall(sid)).json()).toEqual({ call: { sid, status } });
 
     const next = await bob.call(NUMBER);
     expect(next.status).toBe(201);
     expect((await bob.hangup(sid)).json()).toEqual({ call: { sid, status: 'completed' } });
     expect(requestsAbout(sid)).toEqual([]);
     await bob.hangup(sidOf(next));
+  });
+});
+
+describe('reading a call: GET /api/twilio/voice?callSid=', () => {
+  test('shows completed at once after /hangup, before Twilio’s callback, and keeps showing it', async () => {
+    const gina = await user();
+    await gina.openSession();
+    const sid = sidOf(await gina.call(NUMBER));
+    expect((await gina.hangup(sid)).status).toBe(200);
+    expect((await gina.getCall(sid)).json()).toEqual({ call: { sid, status: 'completed' } });
+    await until('Twilio to report the end', ended(sid, 'completed'));
+    expect((await gina.getCall(sid)).json()).toEqual({ call: { sid, status: 'completed' } });
+  });
+
+  test('needs no voice session, only the user’s own session token', async () => {
+    const hana = await user();
+    await hana.openSession();
+    const sid = sidOf(await hana.call(NUMBER));
+    expect((await hana.closeSession()).status).toBe(204);
+    const r = await hana.getCall(sid);
+    expect(r.status).toBe(200);
+    expect(r.json<{ call: { sid: string } }>().call.sid).toBe(sid);
+    expect((await hana.request('GET', `/api/twilio/voice?callSid=${sid}`, { auth: false })).status).toBe(401);
+    await until('the far end to hang up', ended(sid, 'completed'));
+  });
+
+  test('rejects another user’s call and an unknown SID with the same 404 call_not_found', async () => {
+    const ivan = await user();
+    const judy = await user();
+    await ivan.openSession();
+    const sid = sidOf(await ivan.call(NUMBER));
+    const theirs = await judy.getCall(sid);
+    const unknown = await judy.getCall(`CA${'9'.repeat(32)}`);
+    expect(theirs.status).toBe(404);
+    expect(unknown.status).toBe(404);
+    expect(theirs.json()).toEqual({ error: { code: 'call_not_found', message: expect.any(String) } });
+    expect(theirs.text).toBe(unknown.text);
+    expect((await ivan.getCall(sid)).status).toBe(200);
+    await ivan.hangup(sid);
+  });
+
+  test('rejects a missing, empty, malformed or repeated callSid, another parameter and a body with 400 invalid_request', async () => {
+    const kim = await user();
+    await kim.openSession();
+    const sid = sidOf(await kim.call(NUMBER));
+    const bad = [
+      await kim.request('GET', '/api/twilio/voice'),
+      await kim.request('GET', '/api/twilio/voice?callSid='),
+      await kim.request('GET', '/api/twilio/voice?callSid=CA123'),
+      await kim.request('GET', `/api/twilio/voice?callSid=${sid.toUpperCase()}`),
+      await kim.request('GET', `/api/twilio/voice?callSid=${sid}&callSid=${sid}`),
+      await kim.request('GET', `/api/twilio/voice?callSid=${sid}&extra=1`),
+      await kim.request('GET', `/api/twilio/voice?callSid=${sid}`, { body: { callSid: sid } }),
+    ];
+    for (const r of bad) {
+      expect(r.status).toBe(400);
+      expect(r.json()).toEqual({ error: { code: 'invalid_request', message: expect.any(String) } });
+    }
+    expect((await kim.getCall(sid)).status).toBe(200);
+    await kim.hangup(sid);
+  });
+
+  test('the CORS preflight of /api/twilio/voice allows GET for an allowed origin only', async () => {
+    const leo = await user();
+    const ok = await leo.request('OPTIONS', '/api/twilio/voice', { auth: false, headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' } });
+    expect(ok.status).toBe(204);
+    expect(ok.headers['access-control-allow-origin']).toBe(ALLOWED);
+    expect(String(ok.headers['access-control-allow-methods']).split(',')).toEqual(expect.arrayContaining(['POST', 'GET']));
+    const bad = await leo.request('OPTIONS', '/api/twilio/voice', { auth: false, headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'GET' } });
+    expect(bad.status).toBe(403);
+    expect(corsHeaders(bad)).toEqual([]);
+    // The GET itself: CORS headers for the allowed origin, none (and 403) for a foreign one.
+    await leo.openSession();
+    const sid = sidOf(await leo.call(NUMBER));
+    expect((await leo.request('GET', `/api/twilio/voice?callSid=${sid}`, { headers: { Origin: ALLOWED } })).headers['access-control-allow-origin']).toBe(ALLOWED);
+    const foreign = await leo.request('GET', `/api/twilio/voice?callSid=${sid}`, { headers: { Origin: 'https://evil.example' } });
+    expect(foreign.status).toBe(403);
+    expect(corsHeaders(foreign)).toEqual([]);
+    await leo.hangup(sid);
   });
 });
 

@@ -14,7 +14,8 @@ import { FULL_SCALE, scale } from '../support/scale';
 /**
  * Fuzzing `npm start` over loopback with canary secrets: random methods, paths, headers, origins, tokens and bodies
  * over every route, logout (`DELETE /api/twilio/token`) and Twilio's status callback (`POST /api/twilio/status`,
- * form bodies with valid, wrong and missing signatures) included. No response may be a 5xx other than the mapped 502/503, carry a stack trace or a library's
+ * form bodies with valid, wrong and missing signatures) and reading a call (`GET /api/twilio/voice?callSid=`, random
+ * query strings) included. No response may be a 5xx other than the mapped 502/503, carry a stack trace or a library's
  * message, or contain a canary (raw or encoded); every response carries the security headers; and no foreign
  * origin ever gets Access-Control-Allow-Origin. The process's log lines are searched for the canaries too.
  */
@@ -199,7 +200,30 @@ const fuzzed = (): fc.Arbitrary<Fuzzed> => {
       const body = new URLSearchParams(params).toString();
       return { method: r.method, path, headers, body: r.method === 'GET' ? undefined : body, ip: r.ip };
     });
-  return fc.oneof({ arbitrary: general, weight: 4 }, { arbitrary: statusCallback, weight: 1 });
+  // Reading a call: GET /api/twilio/voice with random query strings (well-formed SIDs, junk, empty, repeated or
+  // extra parameters, raw bytes and broken percent escapes), now and then with a body.
+  const sid = fc.oneof({ arbitrary: fc.stringMatching(/^CA[0-9a-f]{32}$/), weight: 4 }, fc.stringMatching(/^CA[0-9A-Fa-f]{30,34}$/), printable(40), fc.constant(''));
+  const param = fc.oneof(
+    { arbitrary: sid.map((v) => `callSid=${encodeURIComponent(v)}`), weight: 6 },
+    fc.constant('callSid'),
+    fc.tuple(fc.stringMatching(/^[A-Za-z_]{1,10}$/), printable(20)).map(([k, v]) => `${k}=${encodeURIComponent(v)}`),
+    fc.string({ unit: fc.constantFrom(...'abcCA0123456789f=%;+.-_~[]!$\'()*,:@'.split('')), maxLength: 40 }),
+  );
+  const getCall = fc
+    .record({
+      query: fc.oneof({ arbitrary: fc.array(param, { minLength: 1, maxLength: 3 }).map((ps) => `?${ps.join('&')}`), weight: 8 }, fc.constantFrom('', '?', '?&', '?callSid', '?callSid=', '?CALLSID=CA00')),
+      authorization: fc.oneof({ arbitrary: fc.constantFrom(...tokens.slice(0, 8)).map((t) => `Bearer ${t}`), weight: 6 }, fc.constant(undefined), fc.constantFrom(...tokens.slice(8)).map((t) => `Bearer ${t}`)),
+      origin: fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, fc.constant(ALLOWED), foreignOrigin),
+      body: fc.oneof({ arbitrary: fc.constant(undefined), weight: 8 }, fc.constant('{}'), printable(30)),
+      ip: fc.integer({ min: 2, max: 254 }).map((n) => `127.0.0.${n}`),
+    })
+    .map((r): Fuzzed => {
+      const headers: Record<string, string> = {};
+      if (r.authorization !== undefined) headers['Authorization'] = r.authorization;
+      if (r.origin !== undefined) headers['Origin'] = r.origin;
+      return { method: 'GET', path: `/api/twilio/voice${r.query}`, headers, body: r.body, ip: r.ip };
+    });
+  return fc.oneof({ arbitrary: general, weight: 4 }, { arbitrary: statusCallback, weight: 1 }, { arbitrary: getCall, weight: 1 });
 };
 
 /** Sends all requests with bounded concurrency, keeping each request with its reply. */
@@ -282,23 +306,30 @@ test(`fuzz: ${REQUESTS} random requests over all routes break no promise`, async
   expect(seen('DELETE', '/api/twilio/token', 204)).toBe(true);
   expect(seen('POST', STATUS, 204)).toBe(true);
   expect(seen('POST', STATUS, 403)).toBe(true);
+  // Reading calls was reached too: refused queries, and well-formed SIDs that are no call of the user's.
+  expect(seen('GET', '/api/twilio/voice', 400)).toBe(true);
+  expect(seen('GET', '/api/twilio/voice', 404)).toBe(true);
 }, 600_000);
 
 test(`${FOREIGN_ORIGINS} random foreign origins get no Access-Control-Allow-Origin`, async () => {
   const valid = tokens[0]!;
-  const kinds = ['preflight', 'valid token', 'invalid token'] as const;
+  const kinds = ['preflight', 'valid token', 'invalid token', 'read a call'] as const;
   const requests: Fuzzed[] = fc
     .sample(fc.tuple(foreignOrigin, fc.constantFrom(...kinds), fc.constantFrom(...ROUTES), fc.integer({ min: 2, max: 254 })), { numRuns: FOREIGN_ORIGINS, ...(FULL_SCALE ? {} : { seed: 4 }) })
-    .map(([origin, kind, path, ip]) => ({
-      method: kind === 'preflight' ? 'OPTIONS' : 'POST',
-      path,
-      headers: {
-        Origin: origin,
-        ...(kind === 'preflight' ? { 'Access-Control-Request-Method': 'POST' } : { Authorization: `Bearer ${kind === 'valid token' ? valid : `${valid.slice(0, -12)}${randomBytes(6).toString('hex')}`}`, 'Content-Type': 'application/json' }),
-      },
-      body: kind === 'preflight' ? undefined : '{}',
-      ip: `127.0.0.${ip}`,
-    }));
+    .map(([origin, kind, path, ip]): Fuzzed =>
+      kind === 'read a call'
+        ? { method: 'GET', path: `/api/twilio/voice?callSid=CA${randomBytes(16).toString('hex')}`, headers: { Origin: origin, Authorization: `Bearer ${valid}` }, body: undefined, ip: `127.0.0.${ip}` }
+        : {
+            method: kind === 'preflight' ? 'OPTIONS' : 'POST',
+            path,
+            headers: {
+              Origin: origin,
+              ...(kind === 'preflight' ? { 'Access-Control-Request-Method': 'POST' } : { Authorization: `Bearer ${kind === 'valid token' ? valid : `${valid.slice(0, -12)}${randomBytes(6).toString('hex')}`}`, 'Content-Type': 'application/json' }),
+            },
+            body: kind === 'preflight' ? undefined : '{}',
+            ip: `127.0.0.${ip}`,
+          },
+    );
 
   const results = await sendAll(requests);
 
