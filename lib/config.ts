@@ -244,7 +244,7 @@ function checkProductionOrigin(origin: string): void {
   if (url.protocol !== 'https:' || isNonPublicHost(url.hostname)) {
     throw new ConfigError(
       'allowedOrigins',
-      `"${origin}" is ${url.protocol !== 'https:' ? 'not https' : 'not a public host'}, which the ${PRODUCTION_STAGE} stage refuses (any local page or network neighbour could call the production API)`,
+      `"${origin}" is ${url.protocol !== 'https:' ? 'not https' : 'not a public host'}, which a production stage (${PRODUCTION_STAGE}, or any with "production": true) refuses (any local page or network neighbour could call the production API)`,
       `keep http:// and localhost origins in the dev stage's block ("voiceTokenStages": {"dev": {"allowedOrigins": [...]}}) and list only your public https frontends for ${PRODUCTION_STAGE}`,
     );
   }
@@ -261,11 +261,12 @@ export interface ParseOptions {
 
 /** Validates raw context and fills in defaults. Throws ConfigError naming the key on any problem. */
 export function parseConfig(raw: unknown, options: ParseOptions = {}): ServiceConfig {
-  const production = options.stage === PRODUCTION_STAGE;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('', 'the "voiceToken" context object is missing', 'add a "voiceToken" object to "context" in cdk.json');
   }
   const r = raw as Raw;
+  // The prod stage always gets the production checks; any other stage (say "production" or "live") opts in.
+  const production = options.stage === PRODUCTION_STAGE || bool(r, 'production', false, `set "production": true in the block of every stage that serves real users (${PRODUCTION_STAGE} always does)`);
 
   const allowedOrigins = stringList(r, 'allowedOrigins');
   if (allowedOrigins.length === 0) {

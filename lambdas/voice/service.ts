@@ -92,7 +92,14 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
       // The first attempt timed out at Twilio: it may have dialled. The same key never dials again.
       throw new UpstreamError({ reason: 'idempotent_replay_unknown_outcome', message: 'The first attempt with this Idempotency-Key may have placed the call; it was not retried.' });
     }
-    if (claim.state === 'done') return { call: { sid: claim.callSid, status: 'queued' }, replayed: true };
+    // The same call, as it stands now (a replay long after may find it ended; its record outlives the key).
+    if (claim.state === 'done') {
+      const call = await readCall(deps, caller, claim.callSid).catch((err: unknown) => {
+        if (err instanceof CallNotFoundError) return { sid: claim.callSid, status: 'completed' as const }; // record expired: long over
+        throw err;
+      });
+      return { call, replayed: true };
+    }
     if (claim.state === 'pending') throw new RateLimitedError(1, 'idempotency_in_progress');
     if (claim.state === 'mismatch') {
       throw new InvalidRequestError({ reason: 'idempotency_mismatch', message: 'This Idempotency-Key was already used for a different request.' });

@@ -145,7 +145,7 @@ describe('the prod stage refuses development settings', () => {
     const error = configErrorOf(() => synthesize({ stage: 'prod', config: { allowedOrigins: ['https://app.example.com', origin] } }));
     expect(error.message).toContain('"voiceToken.allowedOrigins"');
     expect(error.message).toContain('Stage "prod"');
-    expect(error.message).toContain('prod stage refuses');
+    expect(error.message).toContain('a production stage (prod, or any with "production": true) refuses');
     expect(error.message).toContain('Fix:');
   });
 
@@ -153,6 +153,14 @@ describe('the prod stage refuses development settings', () => {
     const error = configErrorOf(() => synthesize({ stage: 'prod', config: { publicBaseUrl } }));
     expect(error.message).toContain('"voiceToken.publicBaseUrl"');
     expect(error.message).toContain('not a public address');
+  });
+
+  it('applies the same checks to any stage marked "production": true, whatever its name', () => {
+    const error = configErrorOf(() => synthesize({ stage: 'dev', config: { production: true, allowedOrigins: ['http://localhost:5173'] } }));
+    expect(error.message).toContain('"voiceToken.allowedOrigins"');
+    expect(error.message).toContain('refuses');
+    expect(configErrorOf(() => synthesize({ stage: 'dev', config: { production: true, allowedOrigins: ['https://app.example.com'], publicBaseUrl: 'https://10.1.2.3' } })).message).toContain('not a public address');
+    expect(configErrorOf(() => synthesize({ stage: 'dev', config: { production: 'yes' } })).message).toContain('"voiceToken.production"');
   });
 
   it('accepts the same localhost origin and base URL in dev', () => {

@@ -144,6 +144,16 @@ describe('voice service', () => {
     expect(d.twilio.created).toHaveLength(1);
   });
 
+  test('a replay of an Idempotency-Key shows the call as it stands now, not as it was placed', async () => {
+    const d = deps();
+    const c = caller();
+    await openSession(d, limits, c);
+    const first = await placeCall(d, limits, c, '+14155550123', 'retry-key-0002');
+    await d.store.advanceCallStatus(c.userId, first.call.sid, 'busy', clock / 1000);
+    expect((await placeCall(d, limits, c, '+14155550123', 'retry-key-0002')).call).toEqual({ sid: first.call.sid, status: 'busy' });
+    expect(d.twilio.created).toHaveLength(1);
+  });
+
   test('rejects an Idempotency-Key reused for another destination', async () => {
     const d = deps();
     const c = caller();
