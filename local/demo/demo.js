@@ -1,12 +1,28 @@
 // The demo page's script: plain JavaScript over the typed client (served compiled as voice-client.js).
 // It keeps the pasted session token in memory only (no storage, no cookies) and never sees a Twilio token.
-import { VoiceApiError, createVoiceClient } from './voice-client.js';
+import { VoiceApiError, createVoiceClient, isCallOver } from './voice-client.js';
 
 const $ = (id) => document.getElementById(id);
 const apiUrl = document.querySelector('meta[name="voice-api-url"]').content;
 
 let accessToken = '';
 let currentCall = null;
+/** True while an action runs with the buttons disabled: a poll then leaves the buttons alone. */
+let busy = false;
+/** The pending poll of the current call, and a counter that makes answers to stopped polls count for nothing. */
+let pollTimer = null;
+let pollGeneration = 0;
+
+/** How often the page reads the current call while it is live (Twilio reports progress every few seconds at most). */
+const POLL_MS = 1500;
+/** What an ended call's status means, for the user. */
+const ENDED_BECAUSE = {
+  completed: 'the other side hung up',
+  busy: 'the line was busy',
+  'no-answer': 'no one answered',
+  failed: 'the call could not be connected',
+  canceled: 'the call was canceled',
+};
 
 const voice = createVoiceClient({ baseUrl: apiUrl, getAccessToken: () => accessToken });
 
@@ -64,6 +80,55 @@ function showError(what, err) {
   log(text);
 }
 
+function showCall(sid, status, reason) {
+  const state = $('call-state');
+  state.textContent = `Call ${sid}: ${status}${reason ? ` — ${reason}` : ''}.`;
+  state.dataset.status = status;
+}
+
+function stopPolling() {
+  pollGeneration++;
+  clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+/**
+ * Reads the current call every POLL_MS and shows its status, until it is over: the far end hanging up, a busy
+ * line or no answer end it without any action here, and the Hang up button goes away.
+ */
+function startPolling(sid) {
+  stopPolling();
+  const generation = pollGeneration;
+  const tick = async () => {
+    let call;
+    try {
+      call = await voice.getCall(sid);
+    } catch (err) {
+      if (generation !== pollGeneration) return;
+      // Offline for a moment, or a busy API: keep trying. Anything else (signed out, not found) ends the polling.
+      if (err instanceof VoiceApiError && ['network_error', 'rate_limited', 'unavailable', 'internal_error'].includes(err.code)) {
+        pollTimer = setTimeout(tick, POLL_MS);
+        return;
+      }
+      stopPolling();
+      showError('Reading the call', err);
+      return;
+    }
+    if (generation !== pollGeneration) return;
+    if (!isCallOver(call.status)) {
+      showCall(call.sid, call.status);
+      pollTimer = setTimeout(tick, POLL_MS);
+      return;
+    }
+    stopPolling();
+    showCall(call.sid, call.status, ENDED_BECAUSE[call.status]);
+    log(`call ${call.sid} ${call.status}`);
+    if (currentCall?.sid === call.sid) currentCall = null;
+    if (!busy) refresh();
+  };
+  pollTimer = setTimeout(tick, POLL_MS);
+}
+
 function refresh() {
   const signedIn = accessToken !== '';
   $('log-out').disabled = !signedIn;
@@ -74,6 +139,7 @@ function refresh() {
 
 /** Forgets the session token on this page. */
 function forget() {
+  stopPolling();
   accessToken = '';
   currentCall = null;
   $('signed-in-as').textContent = 'Not signed in.';
@@ -86,11 +152,13 @@ async function run(what, action) {
   const buttons = [...document.querySelectorAll('button')];
   const before = buttons.map((b) => b.disabled);
   buttons.forEach((b) => (b.disabled = true));
+  busy = true;
   try {
     await action();
   } catch (err) {
     showError(what, err);
   } finally {
+    busy = false;
     buttons.forEach((b, i) => (b.disabled = before[i]));
     refresh();
   }
@@ -139,17 +207,27 @@ $('call-form').addEventListener('submit', (event) => {
   const idempotencyKey = crypto.randomUUID();
   void run('Calling', async () => {
     currentCall = await voice.call(to, { idempotencyKey });
-    $('call-state').textContent = `Call ${currentCall.sid}: ${currentCall.status}.`;
+    showCall(currentCall.sid, currentCall.status);
     showStatus(`Calling ${to}.`);
     log(`call ${currentCall.sid} ${currentCall.status}`);
+    startPolling(currentCall.sid);
   });
 });
 
 $('hangup').addEventListener('click', () =>
   run('Hanging up', async () => {
-    const ended = await voice.hangup(currentCall.sid);
+    const sid = currentCall.sid;
+    // No poll may show the call as live after this: its answer could cross the hangup.
+    stopPolling();
+    let ended;
+    try {
+      ended = await voice.hangup(sid);
+    } catch (err) {
+      if (currentCall?.sid === sid) startPolling(sid);
+      throw err;
+    }
     currentCall = null;
-    $('call-state').textContent = `Call ${ended.sid}: ${ended.status}.`;
+    showCall(ended.sid, ended.status);
     showStatus('Call ended.');
     log(`call ${ended.sid} ${ended.status}`);
   }),
