@@ -184,7 +184,11 @@ describe('real answers match the document', () => {
     const t = await token();
     await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' } }); // 409: no session yet
     await call('POST', '/api/twilio/token', { token: t });
-    await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' }, headers: { Origin: ALLOWED, 'Idempotency-Key': 'openapi-0001' } });
+    const first = (await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' }, headers: { Origin: ALLOWED, 'Idempotency-Key': 'openapi-0001' } })).json<{ call: { sid: string } }>().call.sid;
+    // A replay shows the call as it stands now (here: once the stand-in has moved it past queued).
+    for (let i = 0; i < 200 && api.twilio!.calls.get(first)?.status === 'queued'; i++) await new Promise((r) => setTimeout(r, 10));
+    const replay = await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' }, headers: { 'Idempotency-Key': 'openapi-0001' } });
+    expect(replay.json<{ call: { sid: string } }>().call.sid).toBe(first);
     await call('POST', '/api/twilio/voice', { token: t, body: { to: '0044' } });
     await call('POST', '/api/twilio/voice', { token: t, body: { to: '+8825550123' } });
     await call('POST', '/api/twilio/voice', { token: t, body: { to: '+14155550123' }, headers: { Origin: FOREIGN } });
