@@ -5,6 +5,7 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
   UpdateItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
@@ -138,6 +139,8 @@ export interface Store {
   admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult>;
   /** Frees a live-call slot; idempotent. */
   releaseCallSlot(userId: string, slot: string): Promise<void>;
+  /** The user's calls that hold a live, unexpired slot and whose record does not say they ended (one Query). */
+  liveCalls(userId: string, now: number): Promise<CallRecord[]>;
   /** Deletes the user's voice session (logout): the sealed token goes, the day's mint count stays. Idempotent. */
   deleteSession(userId: string): Promise<void>;
   claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim>;
@@ -397,6 +400,32 @@ export class DynamoStore implements Store {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
+  }
+
+  async liveCalls(userId: string, now: number): Promise<CallRecord[]> {
+    const items: Record<string, AttributeValue>[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      // `CALL#<sid>` records and the `CALLS` item sort together under `CALL`.
+      const page = await guard(() =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :call)',
+            ExpressionAttributeValues: { ':pk': userPk(userId), ':call': S('CALL') },
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    const slots = new Set(items.find((i) => str(i, 'sk') === 'CALLS')?.['live']?.SS ?? []);
+    return items
+      .filter((i) => str(i, 'sk').startsWith('CALL#'))
+      .map((i) => toCall(i, now))
+      .filter((c): c is CallRecord => !!c && !ENDED_STATUSES.has(c.status) && slots.has(c.slot) && slotExpiry(c.slot) > now);
   }
 
   async deleteSession(userId: string): Promise<void> {

@@ -49,6 +49,11 @@ export interface TwilioPort {
   createCall(creds: TwilioCredentials, to: string, opts: CallOptions): Promise<{ sid: string; status: CallStatus }>;
   /** Ends a call; resolves `already_ended` when Twilio says it is over or gone. */
   endCall(creds: TwilioCredentials, callSid: string): Promise<'completed' | 'already_ended'>;
+  /**
+   * A call's current status at Twilio (`completed` for one Twilio no longer knows). Used only to find calls
+   * whose end was never reported (see `reconcileSlots`); a port without it never reconciles.
+   */
+  fetchCallStatus?(creds: TwilioCredentials, callSid: string): Promise<CallStatus>;
 }
 
 export interface CallOptions {
@@ -118,14 +123,14 @@ export class TwilioRest implements TwilioPort {
     return this.mint(creds, identity, ttlSeconds);
   }
 
-  /** POSTs a form to a Calls URL; resolves the JSON answer, throws TwilioApiError on an error status. */
-  private async post(creds: TwilioCredentials, path: string, form: URLSearchParams): Promise<Record<string, unknown>> {
+  /** Sends a request to a Calls URL (a form for POST); resolves the JSON answer, throws TwilioApiError on an error status. */
+  private async post(creds: TwilioCredentials, path: string, form: URLSearchParams | undefined): Promise<Record<string, unknown>> {
     // API-key credentials (not the account auth token): revocable and scoped to this service.
     const auth = Buffer.from(`${creds.apiKeySid}:${creds.apiKeySecret}`).toString('base64');
     const res = await fetch(`${this.base}/2010-04-01/Accounts/${creds.accountSid}/${path}`, {
-      method: 'POST',
-      headers: { Authorization: `Basic ${auth}`, 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-      body: form.toString(),
+      method: form ? 'POST' : 'GET',
+      headers: { Authorization: `Basic ${auth}`, Accept: 'application/json', ...(form ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(form ? { body: form.toString() } : {}),
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await res.text();
@@ -168,6 +173,17 @@ export class TwilioRest implements TwilioPort {
     } catch (err) {
       if (err instanceof TwilioApiError && err.code !== undefined && ALREADY_ENDED.has(err.code)) return 'already_ended';
       throw mapTwilioError(err, 'end');
+    }
+  }
+
+  async fetchCallStatus(creds: TwilioCredentials, callSid: string): Promise<CallStatus> {
+    try {
+      const status = (await this.post(creds, `Calls/${callSid}.json`, undefined))['status'];
+      if (typeof status !== 'string' || !(status in STATUS_RANK)) throw new TwilioApiError(502, undefined);
+      return status as CallStatus;
+    } catch (err) {
+      if (err instanceof TwilioApiError && err.code === 20404) return 'completed';
+      throw mapTwilioError(err, 'fetch');
     }
   }
 }

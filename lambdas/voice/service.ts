@@ -111,11 +111,12 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
 
   try {
     // Daily quota and concurrent-call cap in one atomic step; the slot is held until the call ends.
-    const admitted = await deps.store.admitCall(
-      caller.userId,
-      { concurrentCalls: limits.concurrentCallLimit, callsPerDay: limits.userCallQuotaPerDay, slotExpiresAt: now + limits.maxCallSeconds + SLOT_SLACK_SECONDS },
-      now,
-    );
+    const admit = () =>
+      deps.store.admitCall(caller.userId, { concurrentCalls: limits.concurrentCallLimit, callsPerDay: limits.userCallQuotaPerDay, slotExpiresAt: now + limits.maxCallSeconds + SLOT_SLACK_SECONDS }, now);
+    let admitted = await admit();
+    // At the cap: a call whose end Twilio never reported (a lost callback) would hold its slot until it expires.
+    // Ask Twilio about the user's live calls, free the slots of those that ended, and try once more.
+    if (!admitted.allowed && admitted.limiter === 'concurrent_calls' && (await reconcileSlots(deps, caller.userId, now)) > 0) admitted = await admit();
     if (!admitted.allowed) throw new RateLimitedError(admitted.retryAfter, admitted.limiter);
     const freeSlot = () =>
       deps.store.releaseCallSlot(caller.userId, admitted.slot).catch((err: unknown) => logger.error('could not free call slot; it frees itself at its expiry', { userId: caller.userId, cause: String(err) }));
@@ -161,6 +162,44 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
   } catch (err) {
     await release();
     throw err;
+  }
+}
+
+/** A call younger than this is not asked about: its callbacks may simply not have arrived yet. */
+export const RECONCILE_MIN_AGE_SECONDS = 30;
+/** How often one instance asks Twilio about one user's live calls, at most. */
+const RECONCILE_INTERVAL_MS = 30_000;
+const lastReconciled = new Map<string, number>();
+
+/**
+ * Frees the live-call slots of the user's calls that Twilio says have ended although no status callback said
+ * so (lost, refused or never sent). Runs only when the user meets the concurrent-call cap, asks Twilio about at
+ * most the calls holding slots (older than 30 s), and at most once per 30 s per user and instance. Any failure
+ * leaves the slots as they are: the cap stays closed. Returns how many slots it freed.
+ */
+export async function reconcileSlots(deps: Deps, userId: string, now: number): Promise<number> {
+  const fetchStatus = deps.twilio.fetchCallStatus?.bind(deps.twilio);
+  const last = lastReconciled.get(userId) ?? 0;
+  if (!fetchStatus || deps.now() - last < RECONCILE_INTERVAL_MS) return 0;
+  if (lastReconciled.size > 10_000) lastReconciled.clear();
+  lastReconciled.set(userId, deps.now());
+  try {
+    const candidates = (await deps.store.liveCalls(userId, now)).filter((c) => c.createdAt <= now - RECONCILE_MIN_AGE_SECONDS);
+    if (candidates.length === 0) return 0;
+    const creds = await deps.twilioCredentials();
+    let freed = 0;
+    for (const call of candidates) {
+      const status = await fetchStatus(creds, call.callSid);
+      if (!ENDED_STATUSES.has(status)) continue;
+      logger.warn('call ended without a status callback; its slot is freed', { userId, callSid: call.callSid, status });
+      await deps.store.advanceCallStatus(userId, call.callSid, status, now);
+      await deps.store.releaseCallSlot(userId, call.slot);
+      freed += 1;
+    }
+    return freed;
+  } catch (err) {
+    logger.warn('could not reconcile live calls with Twilio', { userId, cause: String(err) });
+    return 0;
   }
 }
 

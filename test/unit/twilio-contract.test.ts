@@ -467,6 +467,23 @@ describe('twilioIdentity', () => {
   });
 });
 
+describe('fetchCallStatus (only when a user meets the cap, for calls whose end was never reported)', () => {
+  test('reads the call\'s status with GET on the call resource, authenticated with the API key', async () => {
+    const { sid } = await twilio.createCall(creds, TO, CALL_OPTS);
+    standIn.requests.length = 0;
+    expect(await twilio.fetchCallStatus(creds, sid)).toMatch(/^(queued|initiated|ringing|in-progress)$/);
+    expect(standIn.requests).toEqual([expect.objectContaining({ method: 'GET', path: `${callsPath()}/${sid}.json` })]);
+    await twilio.endCall(creds, sid);
+    expect(await twilio.fetchCallStatus(creds, sid)).toBe('completed');
+  });
+
+  test('a call Twilio does not know (20404) counts as ended; other failures are 502', async () => {
+    expect(await twilio.fetchCallStatus(creds, `CA${hex32()}`)).toBe('completed');
+    standIn.failNext(1, { status: 500, code: 20500 });
+    await expect(twilio.fetchCallStatus(creds, `CA${hex32()}`)).rejects.toBeInstanceOf(UpstreamError);
+  });
+});
+
 describe('mintAccessToken', () => {
   const identity = 'u_6f1c2d3e_4a5b_4c6d_8e9f_0a1b2c3d4e5f';
 
