@@ -170,9 +170,15 @@ function hmacKey(secret: string): KeyObject {
   return key;
 }
 
-/** Checks the signature with node:crypto. ES256 signatures are exactly 64 bytes (r‖s), never DER. */
+/**
+ * Checks the signature with node:crypto. ES256 signatures are exactly 64 bytes (r‖s), never DER. The
+ * signature segment must be the canonical base64url of its bytes: Node's decoder ignores a last character's
+ * spare bits, and accepting those spellings would let one token travel as several different headers (each a
+ * miss in API Gateway's authorizer cache, and a way around any denylist keyed by the token).
+ */
 function signatureValid(token: string, alg: string, key: KeyObject): boolean {
   const { data, signature } = parts(token);
+  if (signature.toString('base64url') !== token.slice(token.lastIndexOf('.') + 1)) return false;
   if (alg === 'HS256') {
     const expected = createHmac('sha256', key).update(data).digest();
     return signature.length === expected.length && timingSafeEqual(signature, expected);

@@ -177,8 +177,10 @@ function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.c
   if (bytes.length > MAX_BODY_BYTES) throw new PayloadTooLargeError();
   let value: unknown = {};
   if (bytes.length > 0) {
-    const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new UnsupportedMediaTypeError();
+    const [type, ...params] = (headers['content-type'] ?? '').split(';').map((p) => p.trim().toLowerCase());
+    // JSON is UTF-8 (RFC 8259); a body declared in another charset would be read wrongly.
+    const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+    if (type !== 'application/json' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) throw new UnsupportedMediaTypeError();
     try {
       value = JSON.parse(bytes.toString('utf8'));
     } catch {

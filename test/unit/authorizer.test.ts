@@ -277,6 +277,17 @@ const ATTACKS: readonly Attack[] = [
   },
   { name: 'characters outside base64url', build: async () => ({ authorization: bearer(`${(await signToken(es)).slice(0, -2)}+/`) }), reason: 'malformed_token' },
   { name: 'two segments', build: async () => ({ authorization: bearer((await signToken(es)).split('.').slice(0, 2).join('.')) }), reason: 'malformed_token' },
+  {
+    // Spare bits in the last character: the same signature bytes spelled differently (one token, many headers).
+    name: 'a non-canonical base64url spelling of the valid signature',
+    build: async () => {
+      const t = await signToken(es);
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const last = t.slice(-1);
+      return { authorization: bearer(`${t.slice(0, -1)}${alphabet[alphabet.indexOf(last) ^ 1]}`) };
+    },
+    reason: 'bad_signature',
+  },
   { name: 'four segments', build: async () => ({ authorization: bearer(`${await signToken(es)}.AAAA`) }), reason: 'malformed_token' },
   { name: 'a leading space', build: async () => ({ authorization: ` ${bearer(await signToken(es))}` }), reason: 'malformed_token' },
   { name: 'a trailing space', build: async () => ({ authorization: `${bearer(await signToken(es))} ` }), reason: 'malformed_token' },

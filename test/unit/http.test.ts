@@ -344,6 +344,8 @@ describe('request bodies', () => {
     ['text/plain', { 'Content-Type': 'text/plain' }],
     ['form encoding', { 'Content-Type': 'application/x-www-form-urlencoded' }],
     ['a JSON look-alike type', { 'Content-Type': 'application/jsonp' }],
+    ['JSON declared in UTF-16', { 'Content-Type': 'application/json; charset=utf-16' }],
+    ['JSON declared in Latin-1', { 'Content-Type': 'application/json;charset="iso-8859-1"' }],
   ])('rejects a body sent as %s with 415 unsupported_media_type', async (_name, headers) => {
     const res = await invoke(apiEvent({ body: '{}', headers }));
 

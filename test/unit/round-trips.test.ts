@@ -9,7 +9,7 @@ import { type TwilioCredentials, type TwilioPort, callbackUrlFor } from '../../l
 import { twilioSignature } from '../../lambdas/shared/twilio-signature';
 import { recordCallStatus } from '../../lambdas/status/service';
 import { closeSession, openSession } from '../../lambdas/token/service';
-import { placeCall } from '../../lambdas/voice/service';
+import { placeCall, readCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
 
 /**
@@ -113,6 +113,13 @@ describe('DynamoDB round trips per request (issue 5 targets)', () => {
     expect(await roundTrips(() => hangUp(d, c, call.sid))).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
     // An ended call: one read, no write, no Twilio request.
     expect(await roundTrips(() => hangUp(d, c, call.sid))).toEqual(['BatchGetItemCommand']);
+  });
+
+  test('GET /voice?callSid=: 1 (the BatchGet of session, call and slots)', async () => {
+    const c = caller();
+    await openSession(d, limits, c);
+    const { call } = await placeCall(d, limits, c, '+14155550123', undefined);
+    expect(await roundTrips(() => readCall(d, c, call.sid))).toEqual(['BatchGetItemCommand']);
   });
 
   test('DELETE /token: 1', async () => {
