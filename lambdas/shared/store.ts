@@ -1,7 +1,6 @@
 import {
   BatchGetItemCommand,
   ConditionalCheckFailedException,
-  DeleteItemCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -19,8 +18,9 @@ import { UnavailableError } from './errors';
  *                                                            t<dayStart> (tokens minted that day; kept on logout)
  *   call record     pk USER#<userId>   sk CALL#<callSid>     status, rank, slot, to (masked), createdAt, expiresAt
  *   live calls      pk USER#<userId>   sk CALLS              live (string set of "<nonce>:<expiresAt>" slots),
- *                                                            d<dayStart> (calls placed that day), expiresAt
- *   idempotency     pk USER#<userId>   sk IDEM#<keyHash>     requestHash, callSid?, expiresAt
+ *                                                            d<dayStart> (calls placed that day),
+ *                                                            k<keyHash> (Idempotency-Key claims: {rh, at, unk?}), expiresAt
+ *   (a call record made under an Idempotency-Key carries its hash as `idem`)
  *   counter         pk LIMIT#<name>    sk W#<windowStart>    n, expiresAt
  *
  * DynamoDB deletes expired items lazily (up to days later), so every read and every conditional write
@@ -65,7 +65,27 @@ export interface CallRecord {
   readonly expiresAt: number;
   /** The live-call slot the call holds until it ends (see `admitCall`); empty on records older than slots. */
   readonly slot: string;
+  /** Hash of the Idempotency-Key the call was placed under, if any. */
+  readonly idem?: string;
 }
+
+/** An Idempotency-Key claimed together with a call's admission. */
+export interface KeyClaim {
+  /** SHA-256 of the key. */
+  readonly hash: string;
+  /** SHA-256 of what the request asked for: a key reused for something else is refused. */
+  readonly requestHash: string;
+}
+
+/** A claim that was never completed (a request that crashed) may be taken over after this many seconds. */
+export const KEY_PENDING_SECONDS = 60;
+/** A key answers with its call for this long. */
+export const KEY_TTL_SECONDS = 86_400;
+
+/** Why an admission under an Idempotency-Key did not dial: the key was used before. */
+export type KeyReplay =
+  | { readonly state: 'done'; readonly call: CallRecord & { readonly live: boolean } }
+  | { readonly state: 'pending' | 'mismatch' | 'unknown_outcome' };
 
 /** What `advanceCallStatus` did: moved the record up, found it already at or past that state, or found none. */
 export type AdvanceResult =
@@ -75,7 +95,8 @@ export type AdvanceResult =
 
 export type AdmitResult =
   | { readonly allowed: true; readonly slot: string }
-  | { readonly allowed: false; readonly limiter: 'user_call_quota' | 'concurrent_calls'; readonly retryAfter: number };
+  | { readonly allowed: false; readonly limiter: 'user_call_quota' | 'concurrent_calls'; readonly retryAfter: number }
+  | { readonly allowed: false; readonly limiter: 'idempotency'; readonly replay: KeyReplay };
 
 export interface AdmitLimits {
   /** Calls a user may have live at once. */
@@ -102,12 +123,6 @@ export type SessionWriteResult =
   | { readonly written: true }
   | { readonly written: false; readonly reason: 'kept'; readonly current: SessionRecord }
   | { readonly written: false; readonly reason: 'quota'; readonly retryAfter: number };
-
-export type IdempotencyClaim =
-  | { readonly state: 'claimed' }
-  | { readonly state: 'done'; readonly callSid: string }
-  | { readonly state: 'pending' }
-  | { readonly state: 'mismatch' };
 
 export interface LimitResult {
   readonly allowed: boolean;
@@ -136,17 +151,15 @@ export interface Store {
    * Admits one more call for the user, atomically: within the daily quota and with fewer than the allowed
    * number of live calls. Takes a live-call slot, returned for `releaseCallSlot` once the call ends.
    */
-  admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult>;
-  /** Frees a live-call slot; idempotent. */
-  releaseCallSlot(userId: string, slot: string): Promise<void>;
+  admitCall(userId: string, limits: AdmitLimits, now: number, key?: KeyClaim): Promise<AdmitResult>;
+  /** Frees a live-call slot (and, for a call that was never placed, its key claim); idempotent. */
+  releaseCallSlot(userId: string, slot: string, keyHash?: string): Promise<void>;
+  /** Marks a key claim as "Twilio never answered": the call may exist, so the key never dials again. */
+  markOutcomeUnknown(userId: string, keyHash: string): Promise<void>;
   /** The user's calls that hold a live, unexpired slot and whose record does not say they ended (one Query). */
   liveCalls(userId: string, now: number): Promise<CallRecord[]>;
   /** Deletes the user's voice session (logout): the sealed token goes, the day's mint count stays. Idempotent. */
   deleteSession(userId: string): Promise<void>;
-  claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim>;
-  /** Records the call a key produced and keeps the key until `expiresAt` (epoch seconds). */
-  completeIdempotencyKey(userId: string, keyHash: string, callSid: string, expiresAt: number): Promise<void>;
-  releaseIdempotencyKey(userId: string, keyHash: string): Promise<void>;
   /** Counts one event in a fixed window; allowed only while the count stays within `limit`. Atomic. */
   consume(name: string, limit: number, windowSeconds: number, now: number): Promise<LimitResult>;
 }
@@ -284,6 +297,7 @@ export class DynamoStore implements Store {
             to: S(c.to),
             createdAt: N(c.createdAt),
             expiresAt: N(c.expiresAt),
+            ...(c.idem ? { idem: S(c.idem) } : {}),
           },
         }),
       ),
@@ -317,50 +331,121 @@ export class DynamoStore implements Store {
     return call ? { result: 'stale', call } : { result: 'unknown' };
   }
 
-  async admitCall(userId: string, limits: AdmitLimits, now: number): Promise<AdmitResult> {
+  async admitCall(userId: string, limits: AdmitLimits, now: number, key?: KeyClaim): Promise<AdmitResult> {
     const Key = { pk: userPk(userId), sk: S('CALLS') };
     const dayStart = Math.floor(now / 86_400) * 86_400;
     const dayAttr = `d${dayStart}`;
+    const keyAttr = key ? `k${key.hash}` : undefined;
     const slot = `${randomBytes(9).toString('base64url')}:${limits.slotExpiresAt}`;
-    // A few rounds at most: each failed round either refuses for good or first frees expired slots.
+    // A few rounds at most: each failed round either refuses for good or first frees expired slots and claims.
     for (let round = 0; round < 4; round++) {
+      let item: Record<string, AttributeValue>;
       try {
         await guard(() =>
           this.db.send(
             new UpdateItemCommand({
               TableName: this.table,
               Key,
-              // One atomic check-and-take for both limits, so concurrent requests can never exceed either.
-              UpdateExpression: 'ADD #live :slot, #day :one SET expiresAt = :exp',
-              ConditionExpression: '(attribute_not_exists(#day) OR #day < :quota) AND (attribute_not_exists(#live) OR size(#live) < :cap)',
-              ExpressionAttributeNames: { '#live': 'live', '#day': dayAttr },
+              // One atomic check-and-take for both limits and the key, so concurrent requests can never exceed
+              // either limit, nor dial twice under one key.
+              UpdateExpression: `ADD #live :slot, #day :one SET expiresAt = :exp${keyAttr ? ', #k = :claim' : ''}`,
+              ConditionExpression: `(attribute_not_exists(#day) OR #day < :quota) AND (attribute_not_exists(#live) OR size(#live) < :cap)${keyAttr ? ' AND attribute_not_exists(#k)' : ''}`,
+              ExpressionAttributeNames: { '#live': 'live', '#day': dayAttr, ...(keyAttr ? { '#k': keyAttr } : {}) },
               ExpressionAttributeValues: {
                 ':slot': { SS: [slot] },
                 ':one': N(1),
                 ':quota': N(limits.callsPerDay),
                 ':cap': N(limits.concurrentCalls),
-                ':exp': N(Math.max(dayStart + 86_400 + 60, limits.slotExpiresAt)),
+                ':exp': N(Math.max(dayStart + 86_400 + 60, limits.slotExpiresAt, key ? now + KEY_TTL_SECONDS : 0)),
+                ...(key ? { ':claim': { M: { rh: S(key.requestHash), at: N(now) } } } : {}),
               },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             }),
           ),
         );
         return { allowed: true, slot };
       } catch (err) {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        item = err.Item ?? (await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })))).Item ?? {};
       }
-      const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })));
-      const item = out.Item ?? {};
-      if (num(item, dayAttr) >= limits.callsPerDay) return { allowed: false, limiter: 'user_call_quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
       const live = item['live']?.SS ?? [];
-      // Slots whose call never reported its end expire; so do earlier days' counters. Free both, then retry.
+      const claim = keyAttr ? item[keyAttr]?.M : undefined;
+      if (key && claim) {
+        // The key was used before: answer as that request did, whatever the limits say now.
+        if (claim['rh']?.S !== key.requestHash) return { allowed: false, limiter: 'idempotency', replay: { state: 'mismatch' } };
+        if (claim['unk']?.BOOL) return { allowed: false, limiter: 'idempotency', replay: { state: 'unknown_outcome' } };
+        const call = await this.callByKey(userId, key.hash, now);
+        if (call) {
+          const isLive = !ENDED_STATUSES.has(call.status) && (!call.slot || (live.includes(call.slot) && slotExpiry(call.slot) > now));
+          return { allowed: false, limiter: 'idempotency', replay: { state: 'done', call: { ...call, live: isLive } } };
+        }
+        const at = num(claim, 'at');
+        if (at > now - KEY_PENDING_SECONDS) return { allowed: false, limiter: 'idempotency', replay: { state: 'pending' } };
+        // Claimed by a request that never finished (or whose call record expired): take it over.
+        await this.dropClaim(Key, keyAttr!, at);
+        continue;
+      }
+      if (num(item, dayAttr) >= limits.callsPerDay) return { allowed: false, limiter: 'user_call_quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      // Slots whose call never reported its end expire; so do earlier days' counters and old key claims.
       const expired = live.filter((s) => slotExpiry(s) <= now);
-      const oldDays = Object.keys(item).filter((k) => /^d\d+$/.test(k) && k !== dayAttr);
+      const oldAttrs = Object.keys(item).filter((k) => (/^d\d+$/.test(k) && k !== dayAttr) || (/^k[0-9a-f]{64}$/.test(k) && num(item[k]?.M ?? {}, 'at') <= now - KEY_TTL_SECONDS));
       if (expired.length === 0 && live.length >= limits.concurrentCalls) {
         return { allowed: false, limiter: 'concurrent_calls', retryAfter: CONCURRENT_RETRY_AFTER_SECONDS };
       }
-      if (expired.length > 0 || oldDays.length > 0) await this.prune(Key, expired, oldDays);
+      if (expired.length > 0 || oldAttrs.length > 0) await this.prune(Key, expired, oldAttrs);
     }
     return { allowed: false, limiter: 'concurrent_calls', retryAfter: CONCURRENT_RETRY_AFTER_SECONDS };
+  }
+
+  /** The unexpired call record placed under a key, if any (one Query; only a replay asks). */
+  private async callByKey(userId: string, keyHash: string, now: number): Promise<CallRecord | undefined> {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await guard(() =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :call)',
+            FilterExpression: 'idem = :h',
+            ExpressionAttributeValues: { ':pk': userPk(userId), ':call': S('CALL#'), ':h': S(keyHash) },
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      const found = (page.Items ?? []).map((i) => toCall(i, now)).find((c) => c !== undefined);
+      if (found) return found;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return undefined;
+  }
+
+  /** Removes a key claim, only if it is still the one seen (claimed at `at`). */
+  private async dropClaim(Key: Record<string, AttributeValue>, keyAttr: string, at: number): Promise<void> {
+    await guard(() =>
+      this.db.send(
+        new UpdateItemCommand({ TableName: this.table, Key, UpdateExpression: 'REMOVE #k', ConditionExpression: '#k.#at = :at', ExpressionAttributeNames: { '#k': keyAttr, '#at': 'at' }, ExpressionAttributeValues: { ':at': N(at) } }),
+      ),
+    ).catch((err: unknown) => {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    });
+  }
+
+  async markOutcomeUnknown(userId: string, keyHash: string): Promise<void> {
+    await guard(() =>
+      this.db.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { pk: userPk(userId), sk: S('CALLS') },
+          UpdateExpression: 'SET #k.#unk = :t',
+          ConditionExpression: 'attribute_exists(#k)',
+          ExpressionAttributeNames: { '#k': `k${keyHash}`, '#unk': 'unk' },
+          ExpressionAttributeValues: { ':t': { BOOL: true } },
+        }),
+      ),
+    ).catch((err: unknown) => {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    });
   }
 
   private async prune(Key: Record<string, AttributeValue>, expired: string[], oldDays: string[]): Promise<void> {
@@ -382,7 +467,7 @@ export class DynamoStore implements Store {
     });
   }
 
-  async releaseCallSlot(userId: string, slot: string): Promise<void> {
+  async releaseCallSlot(userId: string, slot: string, keyHash?: string): Promise<void> {
     if (!slot) return;
     try {
       await guard(() =>
@@ -390,9 +475,9 @@ export class DynamoStore implements Store {
           new UpdateItemCommand({
             TableName: this.table,
             Key: { pk: userPk(userId), sk: S('CALLS') },
-            UpdateExpression: 'DELETE #live :slot',
+            UpdateExpression: `DELETE #live :slot${keyHash ? ' REMOVE #k' : ''}`,
             ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeNames: { '#live': 'live' },
+            ExpressionAttributeNames: { '#live': 'live', ...(keyHash ? { '#k': `k${keyHash}` } : {}) },
             ExpressionAttributeValues: { ':slot': { SS: [slot] } },
           }),
         ),
@@ -446,49 +531,6 @@ export class DynamoStore implements Store {
     }
   }
 
-  async claimIdempotencyKey(userId: string, keyHash: string, requestHash: string, now: number, ttlSeconds: number): Promise<IdempotencyClaim> {
-    const Key = { pk: userPk(userId), sk: S(`IDEM#${keyHash}`) };
-    try {
-      await guard(() =>
-        this.db.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: { ...Key, requestHash: S(requestHash), expiresAt: N(now + ttlSeconds) },
-            ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
-            ExpressionAttributeValues: { ':now': N(now) },
-          }),
-        ),
-      );
-      return { state: 'claimed' };
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
-    const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })));
-    const item = out.Item;
-    // Released or expired between the two calls: the caller may retry.
-    if (!item || num(item, 'expiresAt') <= now) return { state: 'pending' };
-    if (str(item, 'requestHash') !== requestHash) return { state: 'mismatch' };
-    const callSid = str(item, 'callSid');
-    return callSid ? { state: 'done', callSid } : { state: 'pending' };
-  }
-
-  async completeIdempotencyKey(userId: string, keyHash: string, callSid: string, expiresAt: number): Promise<void> {
-    await guard(() =>
-      this.db.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { pk: userPk(userId), sk: S(`IDEM#${keyHash}`) },
-          UpdateExpression: 'SET callSid = :c, expiresAt = :e',
-          ExpressionAttributeValues: { ':c': S(callSid), ':e': N(expiresAt) },
-        }),
-      ),
-    );
-  }
-
-  async releaseIdempotencyKey(userId: string, keyHash: string): Promise<void> {
-    await guard(() => this.db.send(new DeleteItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S(`IDEM#${keyHash}`) } })));
-  }
-
   async consume(name: string, limit: number, windowSeconds: number, now: number): Promise<LimitResult> {
     const windowStart = Math.floor(now / windowSeconds) * windowSeconds;
     const windowEnd = windowStart + windowSeconds;
@@ -533,6 +575,7 @@ function toCall(item: Record<string, AttributeValue>, now: number): CallRecord |
     createdAt: num(item, 'createdAt'),
     expiresAt,
     slot: str(item, 'slot'),
+    ...(item['idem']?.S ? { idem: item['idem'].S } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import { type Deps, requireSession, seconds } from '../shared/deps';
 import { CallNotFoundError, DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError, UpstreamError } from '../shared/errors';
 import type { Caller } from '../shared/http';
 import { logger, maskPhone } from '../shared/logger';
-import { type CallStatus, ENDED_STATUSES } from '../shared/store';
+import { type CallStatus, ENDED_STATUSES, type KeyClaim, type KeyReplay } from '../shared/store';
 import { callbackUrlFor } from '../shared/twilio';
 
 export interface VoiceLimits {
@@ -25,10 +25,6 @@ export const SLOT_SLACK_SECONDS = 180;
 
 /** How long a call record is kept for ownership checks (and hangup), seconds. */
 export const CALL_RECORD_TTL_SECONDS = 24 * 3600;
-/** A claimed idempotency key not completed within this time (a crashed request) may be claimed again. */
-export const IDEMPOTENCY_PENDING_SECONDS = 60;
-/** A completed idempotency key returns the same call for this long. */
-export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
 /**
  * Premium-rate, shared-cost and satellite ranges, refused even when a configured dialling prefix covers them:
@@ -55,8 +51,6 @@ export function destinationAllowed(to: string, dialPrefixes: readonly string[]):
   return dialPrefixes.some((p) => to.startsWith(p)) && !BLOCKED_PREFIXES.some((p) => to.startsWith(p));
 }
 
-/** Stored in place of a call SID when Twilio's answer to calls.create never arrived. */
-export const UNKNOWN_OUTCOME = 'unknown';
 const outcomeUnknown = (err: unknown) => err instanceof UpstreamError && err.reason.endsWith('_network');
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,128}$/;
@@ -80,88 +74,78 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
     throw new DestinationNotAllowedError({ reason: premium ? 'premium_range_blocked' : 'prefix_not_allowed' });
   }
 
-  let keyHash: string | undefined;
-  let keepKey = false;
+  let key: KeyClaim | undefined;
   if (idempotencyKey !== undefined) {
     if (!IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError({ reason: 'bad_idempotency_key', message: 'Idempotency-Key must be 8 to 128 letters, digits, "-" or "_".' });
     }
-    keyHash = sha256(idempotencyKey);
-    const claim = await deps.store.claimIdempotencyKey(caller.userId, keyHash, sha256(to), now, IDEMPOTENCY_PENDING_SECONDS);
-    if (claim.state === 'done' && claim.callSid === UNKNOWN_OUTCOME) {
-      // The first attempt timed out at Twilio: it may have dialled. The same key never dials again.
-      throw new UpstreamError({ reason: 'idempotent_replay_unknown_outcome', message: 'The first attempt with this Idempotency-Key may have placed the call; it was not retried.' });
-    }
-    // The same call, as it stands now (a replay long after may find it ended; its record outlives the key).
-    if (claim.state === 'done') {
-      const call = await readCall(deps, caller, claim.callSid).catch((err: unknown) => {
-        if (err instanceof CallNotFoundError) return { sid: claim.callSid, status: 'completed' as const }; // record expired: long over
-        throw err;
-      });
-      return { call, replayed: true };
-    }
-    if (claim.state === 'pending') throw new RateLimitedError(1, 'idempotency_in_progress');
-    if (claim.state === 'mismatch') {
-      throw new InvalidRequestError({ reason: 'idempotency_mismatch', message: 'This Idempotency-Key was already used for a different request.' });
-    }
+    key = { hash: sha256(idempotencyKey), requestHash: sha256(to) };
   }
-  const release = async () => {
-    if (keyHash && !keepKey) await deps.store.releaseIdempotencyKey(caller.userId, keyHash).catch((err: unknown) => logger.error('could not release idempotency key', { userId: caller.userId, cause: String(err) }));
-  };
 
+  // Daily quota, concurrent-call cap and the Idempotency-Key claim in one atomic step; the slot is held until
+  // the call ends, and the call record carries the key's hash (so a replay finds the call, with no extra write).
+  const admit = () =>
+    deps.store.admitCall(caller.userId, { concurrentCalls: limits.concurrentCallLimit, callsPerDay: limits.userCallQuotaPerDay, slotExpiresAt: now + limits.maxCallSeconds + SLOT_SLACK_SECONDS }, now, key);
+  let admitted = await admit();
+  // At the cap: a call whose end Twilio never reported (a lost callback) would hold its slot until it expires.
+  // Ask Twilio about the user's live calls, free the slots of those that ended, and try once more.
+  if (!admitted.allowed && admitted.limiter === 'concurrent_calls' && (await reconcileSlots(deps, caller.userId, now)) > 0) admitted = await admit();
+  if (!admitted.allowed) {
+    if (admitted.limiter !== 'idempotency') throw new RateLimitedError(admitted.retryAfter, admitted.limiter);
+    return replay(admitted.replay);
+  }
+  const slot = admitted.slot;
+  // Frees the slot and the key claim of a call that was never placed: a retry with the key may dial.
+  const unclaim = () =>
+    deps.store.releaseCallSlot(caller.userId, slot, key?.hash).catch((err: unknown) => logger.error('could not free call slot; it frees itself at its expiry', { userId: caller.userId, cause: String(err) }));
+
+  const creds = await deps.twilioCredentials().catch(async (err: unknown) => {
+    await unclaim();
+    throw err;
+  });
+  let call: { sid: string; status: CallStatus };
   try {
-    // Daily quota and concurrent-call cap in one atomic step; the slot is held until the call ends.
-    const admit = () =>
-      deps.store.admitCall(caller.userId, { concurrentCalls: limits.concurrentCallLimit, callsPerDay: limits.userCallQuotaPerDay, slotExpiresAt: now + limits.maxCallSeconds + SLOT_SLACK_SECONDS }, now);
-    let admitted = await admit();
-    // At the cap: a call whose end Twilio never reported (a lost callback) would hold its slot until it expires.
-    // Ask Twilio about the user's live calls, free the slots of those that ended, and try once more.
-    if (!admitted.allowed && admitted.limiter === 'concurrent_calls' && (await reconcileSlots(deps, caller.userId, now)) > 0) admitted = await admit();
-    if (!admitted.allowed) throw new RateLimitedError(admitted.retryAfter, admitted.limiter);
-    const freeSlot = () =>
-      deps.store.releaseCallSlot(caller.userId, admitted.slot).catch((err: unknown) => logger.error('could not free call slot; it frees itself at its expiry', { userId: caller.userId, cause: String(err) }));
-
-    const creds = await deps.twilioCredentials().catch(async (err: unknown) => {
-      await freeSlot();
-      throw err;
-    });
-    let call: { sid: string; status: CallStatus };
-    try {
-      call = await deps.twilio.createCall(creds, to, { statusCallback: callbackUrlFor(limits.statusCallbackUrl, caller.userId), timeLimit: limits.maxCallSeconds });
-    } catch (err) {
-      if (!outcomeUnknown(err)) {
-        await freeSlot();
-        throw err;
-      }
-      // No answer from Twilio (timeout, connection lost): the call may exist. Its slot stays taken until it
-      // expires, and a retry with the same Idempotency-Key gets this failure again instead of a second call.
-      logger.warn('Twilio did not answer calls.create; the call may exist', { userId: caller.userId });
-      if (keyHash) {
-        await deps.store.completeIdempotencyKey(caller.userId, keyHash, UNKNOWN_OUTCOME, now + IDEMPOTENCY_TTL_SECONDS).catch((e: unknown) =>
-          logger.error('could not record the unknown outcome of an idempotency key', { userId: caller.userId, cause: String(e) }),
-        );
-        keepKey = true;
-      }
+    call = await deps.twilio.createCall(creds, to, { statusCallback: callbackUrlFor(limits.statusCallbackUrl, caller.userId), timeLimit: limits.maxCallSeconds });
+  } catch (err) {
+    if (!outcomeUnknown(err)) {
+      await unclaim();
       throw err;
     }
-    try {
-      await deps.store.putCall({ userId: caller.userId, callSid: call.sid, status: call.status, slot: admitted.slot, to: maskPhone(to), createdAt: now, expiresAt: now + CALL_RECORD_TTL_SECONDS });
-    } catch (err) {
-      // The call exists at Twilio but nobody could hang it up through us: end it rather than leave it dangling.
-      logger.error('call placed but not recorded; ending it', { userId: caller.userId, callSid: call.sid });
-      await deps.twilio.endCall(creds, call.sid).catch((e: unknown) => logger.error('could not end unrecorded call', { callSid: call.sid, cause: String(e) }));
-      await freeSlot();
-      throw err instanceof UnavailableError ? err : new UnavailableError({ reason: 'call_record_failed', cause: err });
-    }
-    if (keyHash) {
-      await deps.store.completeIdempotencyKey(caller.userId, keyHash, call.sid, now + IDEMPOTENCY_TTL_SECONDS).catch((err: unknown) =>
-        logger.error('could not complete idempotency key', { userId: caller.userId, callSid: call.sid, cause: String(err) }),
+    // No answer from Twilio (timeout, connection lost): the call may exist. Its slot stays taken until it
+    // expires, and a retry with the same Idempotency-Key gets this failure again instead of a second call.
+    logger.warn('Twilio did not answer calls.create; the call may exist', { userId: caller.userId });
+    if (key) {
+      await deps.store.markOutcomeUnknown(caller.userId, key.hash).catch((e: unknown) =>
+        logger.error('could not record the unknown outcome of an idempotency key', { userId: caller.userId, cause: String(e) }),
       );
     }
-    return { call: { sid: call.sid, status: call.status }, replayed: false };
-  } catch (err) {
-    await release();
     throw err;
+  }
+  try {
+    await deps.store.putCall({ userId: caller.userId, callSid: call.sid, status: call.status, slot, to: maskPhone(to), createdAt: now, expiresAt: now + CALL_RECORD_TTL_SECONDS, ...(key ? { idem: key.hash } : {}) });
+  } catch (err) {
+    // The call exists at Twilio but nobody could hang it up through us: end it rather than leave it dangling.
+    logger.error('call placed but not recorded; ending it', { userId: caller.userId, callSid: call.sid });
+    await deps.twilio.endCall(creds, call.sid).catch((e: unknown) => logger.error('could not end unrecorded call', { callSid: call.sid, cause: String(e) }));
+    await unclaim();
+    throw err instanceof UnavailableError ? err : new UnavailableError({ reason: 'call_record_failed', cause: err });
+  }
+  return { call: { sid: call.sid, status: call.status }, replayed: false };
+}
+
+/** The answer to a request whose Idempotency-Key was used before: the same call as it stands, or why not. */
+function replay(r: KeyReplay): { call: CallView; replayed: true } {
+  switch (r.state) {
+    case 'done':
+      // A call that no longer holds its slot was ended through /hangup; its `completed` callback may be on its way.
+      return { call: { sid: r.call.callSid, status: r.call.live || ENDED_STATUSES.has(r.call.status) ? r.call.status : 'completed' }, replayed: true };
+    case 'pending':
+      throw new RateLimitedError(1, 'idempotency_in_progress');
+    case 'mismatch':
+      throw new InvalidRequestError({ reason: 'idempotency_mismatch', message: 'This Idempotency-Key was already used for a different request.' });
+    case 'unknown_outcome':
+      // The first attempt timed out at Twilio: it may have dialled. The same key never dials again.
+      throw new UpstreamError({ reason: 'idempotent_replay_unknown_outcome', message: 'The first attempt with this Idempotency-Key may have placed the call; it was not retried.' });
   }
 }
 

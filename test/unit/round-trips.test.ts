@@ -100,10 +100,13 @@ describe('DynamoDB round trips per request (issue 5 targets)', () => {
     expect(await roundTrips(() => placeCall(d, limits, c, '+14155550123', undefined))).toEqual(['GetItemCommand', 'UpdateItemCommand', 'PutItemCommand']);
   });
 
-  test('POST /voice with Idempotency-Key: 5 (the key is claimed before dialling and completed after)', async () => {
+  test('POST /voice with Idempotency-Key: 3 (the key is claimed in the same write as the slot; the record carries it)', async () => {
     const c = caller();
     await openSession(d, limits, c);
-    expect(await roundTrips(() => placeCall(d, limits, c, '+14155550123', `key-${randomUUID()}`))).toHaveLength(5);
+    const key = `key-${randomUUID()}`;
+    expect(await roundTrips(() => placeCall(d, limits, c, '+14155550123', key))).toEqual(['GetItemCommand', 'UpdateItemCommand', 'PutItemCommand']);
+    // A replay: session, the refused claim (which returns the CALLS item), and one Query for the call: 3.
+    expect(await roundTrips(async () => expect((await placeCall(d, limits, c, '+14155550123', key)).replayed).toBe(true))).toEqual(['GetItemCommand', 'UpdateItemCommand', 'QueryCommand']);
   });
 
   test('POST /hangup of a live call: 2 (session, call and slots in one BatchGet; the slot freed)', async () => {

@@ -135,13 +135,17 @@ describe('expired-but-present items are absent to every read and conditional wri
     expect((await itemsOf(c.userId)).find((i) => i['sk']?.S === `CALL#${sid}`)?.['status']?.S).toBe('queued');
   });
 
-  test('idempotency keys: an expired key, done or pending, can be claimed again', async () => {
+  test('idempotency keys: a key whose call record expired (a day later) or whose claim went stale can be claimed again', async () => {
     const userId = randomUUID();
-    await put({ pk: { S: `USER#${userId}` }, sk: { S: 'IDEM#done' }, requestHash: { S: 'h' }, callSid: { S: `CA${'2'.repeat(32)}` }, expiresAt: { N: String(NOW) } });
-    await put({ pk: { S: `USER#${userId}` }, sk: { S: 'IDEM#pending' }, requestHash: { S: 'other' }, expiresAt: { N: String(NOW) } });
+    const lim = { concurrentCalls: 100, callsPerDay: 1000, slotExpiresAt: NOW + 3600 };
+    const done = { hash: 'e'.repeat(64), requestHash: 'h' };
+    const pending = { hash: 'f'.repeat(64), requestHash: 'other' };
+    // Claims made a day ago; the call made under `done` has an expired-but-present record.
+    await put({ pk: { S: `USER#${userId}` }, sk: { S: 'CALLS' }, [`k${done.hash}`]: { M: { rh: { S: 'h' }, at: { N: String(NOW - 86_400) } } }, [`k${pending.hash}`]: { M: { rh: { S: 'other' }, at: { N: String(NOW - 86_400) } } }, expiresAt: { N: String(NOW + 60) } });
+    await put({ pk: { S: `USER#${userId}` }, sk: { S: `CALL#CA${'2'.repeat(32)}` }, status: { S: 'completed' }, idem: { S: done.hash }, slot: { S: '' }, to: { S: '+1***' }, createdAt: { N: String(NOW - 86_400) }, expiresAt: { N: String(NOW) } });
 
-    expect(await store().claimIdempotencyKey(userId, 'done', 'h', NOW, 60)).toEqual({ state: 'claimed' });
-    expect(await store().claimIdempotencyKey(userId, 'pending', 'h', NOW, 60)).toEqual({ state: 'claimed' });
+    expect((await store().admitCall(userId, lim, NOW, done)).allowed).toBe(true);
+    expect((await store().admitCall(userId, lim, NOW, pending)).allowed).toBe(true);
   });
 
   test('counters: an expired counter at its limit does not block its window', async () => {

@@ -110,27 +110,43 @@ describe('sessions and calls', () => {
   });
 });
 
-describe('idempotency keys', () => {
-  test('lets exactly one of many concurrent requests claim a key', async () => {
-    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimIdempotencyKey('u4', 'k1', 'h', NOW, 60)));
-    expect(claims.filter((c) => c.state === 'claimed')).toHaveLength(1);
-    expect(claims.filter((c) => c.state === 'pending')).toHaveLength(19);
+describe('idempotency keys (claimed with the admission, on the CALLS item)', () => {
+  const lim = { concurrentCalls: 100, callsPerDay: 1000, slotExpiresAt: NOW + 3600 };
+  const key = (n: string, requestHash = 'h') => ({ hash: n.padEnd(64, '0'), requestHash });
+  const record = (userId: string, callSid: string, slot: string, idem: string) => store.putCall({ userId, callSid, status: 'queued', to: '+1***', createdAt: NOW, expiresAt: NOW + 86_400, slot, idem });
+
+  test('lets exactly one of many concurrent admissions claim a key; the others see it pending', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.admitCall('u4', lim, NOW, key('a1'))));
+    expect(results.filter((r) => r.allowed)).toHaveLength(1);
+    expect(results.filter((r) => !r.allowed && r.limiter === 'idempotency' && r.replay.state === 'pending')).toHaveLength(19);
   });
 
-  test('returns the call a completed key produced, and refuses reuse for another request', async () => {
-    await store.claimIdempotencyKey('u5', 'k2', 'h', NOW, 60);
-    await store.completeIdempotencyKey('u5', 'k2', 'CA5', NOW + 3600);
-    expect(await store.claimIdempotencyKey('u5', 'k2', 'h', NOW + 120, 60)).toEqual({ state: 'done', callSid: 'CA5' });
-    expect(await store.claimIdempotencyKey('u5', 'k2', 'other', NOW + 120, 60)).toEqual({ state: 'mismatch' });
+  test('finds the call a key produced, and refuses the key for another request', async () => {
+    const first = await store.admitCall('u5', lim, NOW, key('b2'));
+    if (!first.allowed) throw new Error('not admitted');
+    await record('u5', 'CA5', first.slot, key('b2').hash);
+    expect(await store.admitCall('u5', lim, NOW + 120, key('b2'))).toMatchObject({ allowed: false, limiter: 'idempotency', replay: { state: 'done', call: { callSid: 'CA5', live: true } } });
+    expect(await store.admitCall('u5', lim, NOW + 120, key('b2', 'other'))).toMatchObject({ replay: { state: 'mismatch' } });
   });
 
-  test('lets a key be claimed again after release or expiry', async () => {
-    await store.claimIdempotencyKey('u6', 'k3', 'h', NOW, 60);
-    await store.releaseIdempotencyKey('u6', 'k3');
-    expect((await store.claimIdempotencyKey('u6', 'k3', 'h', NOW, 60)).state).toBe('claimed');
-    expect((await store.claimIdempotencyKey('u6', 'k3', 'h', NOW + 61, 60)).state).toBe('claimed');
+  test('a key whose call was never placed can be claimed again after release, or after its claim went stale', async () => {
+    const first = await store.admitCall('u6', lim, NOW, key('c3'));
+    if (!first.allowed) throw new Error('not admitted');
+    await store.releaseCallSlot('u6', first.slot, key('c3').hash);
+    expect((await store.admitCall('u6', lim, NOW, key('c3'))).allowed).toBe(true);
+    // A claim whose request crashed before recording a call: pending for a minute, then taken over.
+    expect(await store.admitCall('u6', lim, NOW + 30, key('c3'))).toMatchObject({ replay: { state: 'pending' } });
+    expect((await store.admitCall('u6', lim, NOW + 61, key('c3'))).allowed).toBe(true);
   });
 
+  test('a key marked "outcome unknown" never admits again', async () => {
+    expect((await store.admitCall('u7', lim, NOW, key('d4'))).allowed).toBe(true);
+    await store.markOutcomeUnknown('u7', key('d4').hash);
+    expect(await store.admitCall('u7', lim, NOW + 3600, key('d4'))).toMatchObject({ replay: { state: 'unknown_outcome' } });
+  });
+});
+
+describe('limiter edge cases', () => {
   test('ignores an expired-but-present counter item from an old window', async () => {
     await t.client.send(new PutItemCommand({ TableName: t.table, Item: { pk: { S: 'LIMIT#old' }, sk: { S: `W#${Math.floor(NOW / 60) * 60}` }, n: { N: '99' }, expiresAt: { N: '1' } } }));
     expect((await store.consume('old', 5, 60, NOW + 60)).allowed).toBe(true);
