@@ -182,6 +182,19 @@ async function guard<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A conditional write whose failed condition means "nothing to do" (already gone, changed meanwhile). */
+async function unlessConditionFails(op: () => Promise<unknown>): Promise<void> {
+  try {
+    await guard(op);
+  } catch (err) {
+    if (!(err instanceof ConditionalCheckFailedException)) throw err;
+  }
+}
+
+/** Daily windows are UTC days: the day's start, and the seconds until the next one (at least 1). */
+const dayStart = (now: number) => now - (now % 86_400);
+const untilNextDay = (now: number) => Math.max(1, 86_400 - (now % 86_400));
+
 export class DynamoStore implements Store {
   constructor(
     private readonly db: Pick<DynamoDBClient, 'send'>,
@@ -189,15 +202,12 @@ export class DynamoStore implements Store {
   ) {}
 
   async getSession(userId: string, now: number): Promise<SessionRecord | undefined> {
-    const out = await guard(() =>
-      this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S('SESSION') }, ConsistentRead: true })),
-    );
-    return out.Item ? toSession(out.Item, now) : undefined;
+    const item = await this.sessionItem(userId);
+    return item ? toSession(item, now) : undefined;
   }
 
   async writeSession(s: SessionRecord, w: SessionWrite, now: number): Promise<SessionWriteResult> {
-    const dayStart = Math.floor(now / 86_400) * 86_400;
-    const names: Record<string, string> = { '#t': `t${dayStart}` };
+    const names: Record<string, string> = { '#t': `t${dayStart(now)}` };
     const values: Record<string, AttributeValue> = {
       ':kv': S(s.kv),
       ':ct': S(s.ct),
@@ -236,18 +246,18 @@ export class DynamoStore implements Store {
       return { written: true };
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const old = err.Item ?? (await this.readSessionItem(s.userId));
-      if (num(old ?? {}, names['#t']!) >= w.dailyQuota) return { written: false, reason: 'quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      const old = err.Item ?? (await this.sessionItem(s.userId));
+      if (num(old ?? {}, names['#t']!) >= w.dailyQuota) return { written: false, reason: 'quota', retryAfter: untilNextDay(now) };
       const current = old ? toSession(old, now) : undefined;
       // Neither over quota nor replaceable: the stored session is usable (the condition said so).
       if (current) return { written: false, reason: 'kept', current };
       // Logged out between the failed write and the read: write once more, replacing whatever is there.
       if (w.keepIfExpiringAfter !== undefined) return this.writeSession(s, { dailyQuota: w.dailyQuota }, now);
-      return { written: false, reason: 'quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      return { written: false, reason: 'quota', retryAfter: untilNextDay(now) };
     }
   }
 
-  private async readSessionItem(userId: string): Promise<Record<string, AttributeValue> | undefined> {
+  private async sessionItem(userId: string): Promise<Record<string, AttributeValue> | undefined> {
     const out = await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key: { pk: userPk(userId), sk: S('SESSION') }, ConsistentRead: true })));
     return out.Item;
   }
@@ -279,7 +289,7 @@ export class DynamoStore implements Store {
     const slots = new Set(items.get('CALLS')?.['live']?.SS ?? []);
     return {
       ...(session ? { session } : {}),
-      ...(call ? { call: { ...call, live: !ENDED_STATUSES.has(call.status) && (!call.slot || (slots.has(call.slot) && slotExpiry(call.slot) > now)) } } : {}),
+      ...(call ? { call: { ...call, live: callIsLive(call, slots, now) } } : {}),
     };
   }
 
@@ -333,8 +343,7 @@ export class DynamoStore implements Store {
 
   async admitCall(userId: string, limits: AdmitLimits, now: number, key?: KeyClaim): Promise<AdmitResult> {
     const Key = { pk: userPk(userId), sk: S('CALLS') };
-    const dayStart = Math.floor(now / 86_400) * 86_400;
-    const dayAttr = `d${dayStart}`;
+    const dayAttr = `d${dayStart(now)}`;
     const keyAttr = key ? `k${key.hash}` : undefined;
     const slot = `${randomBytes(9).toString('base64url')}:${limits.slotExpiresAt}`;
     // A few rounds at most: each failed round either refuses for good or first frees expired slots and claims.
@@ -356,7 +365,7 @@ export class DynamoStore implements Store {
                 ':one': N(1),
                 ':quota': N(limits.callsPerDay),
                 ':cap': N(limits.concurrentCalls),
-                ':exp': N(Math.max(dayStart + 86_400 + 60, limits.slotExpiresAt, key ? now + KEY_TTL_SECONDS : 0)),
+                ':exp': N(Math.max(dayStart(now) + 86_400 + 60, limits.slotExpiresAt, key ? now + KEY_TTL_SECONDS : 0)),
                 ...(key ? { ':claim': { M: { rh: S(key.requestHash), at: N(now) } } } : {}),
               },
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -369,23 +378,21 @@ export class DynamoStore implements Store {
         item = err.Item ?? (await guard(() => this.db.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true })))).Item ?? {};
       }
       const live = item['live']?.SS ?? [];
+      const slots = new Set(live);
       const claim = keyAttr ? item[keyAttr]?.M : undefined;
       if (key && claim) {
         // The key was used before: answer as that request did, whatever the limits say now.
         if (claim['rh']?.S !== key.requestHash) return { allowed: false, limiter: 'idempotency', replay: { state: 'mismatch' } };
         if (claim['unk']?.BOOL) return { allowed: false, limiter: 'idempotency', replay: { state: 'unknown_outcome' } };
         const call = await this.callByKey(userId, key.hash, now);
-        if (call) {
-          const isLive = !ENDED_STATUSES.has(call.status) && (!call.slot || (live.includes(call.slot) && slotExpiry(call.slot) > now));
-          return { allowed: false, limiter: 'idempotency', replay: { state: 'done', call: { ...call, live: isLive } } };
-        }
+        if (call) return { allowed: false, limiter: 'idempotency', replay: { state: 'done', call: { ...call, live: callIsLive(call, slots, now) } } };
         const at = num(claim, 'at');
         if (at > now - KEY_PENDING_SECONDS) return { allowed: false, limiter: 'idempotency', replay: { state: 'pending' } };
         // Claimed by a request that never finished (or whose call record expired): take it over.
         await this.dropClaim(Key, keyAttr!, at);
         continue;
       }
-      if (num(item, dayAttr) >= limits.callsPerDay) return { allowed: false, limiter: 'user_call_quota', retryAfter: Math.max(1, dayStart + 86_400 - now) };
+      if (num(item, dayAttr) >= limits.callsPerDay) return { allowed: false, limiter: 'user_call_quota', retryAfter: untilNextDay(now) };
       // Slots whose call never reported its end expire; so do earlier days' counters and old key claims.
       const expired = live.filter((s) => slotExpiry(s) <= now);
       const oldAttrs = Object.keys(item).filter((k) => (/^d\d+$/.test(k) && k !== dayAttr) || (/^k[0-9a-f]{64}$/.test(k) && num(item[k]?.M ?? {}, 'at') <= now - KEY_TTL_SECONDS));
@@ -399,40 +406,44 @@ export class DynamoStore implements Store {
 
   /** The unexpired call record placed under a key, if any (one Query; only a replay asks). */
   private async callByKey(userId: string, keyHash: string, now: number): Promise<CallRecord | undefined> {
+    const items = await this.queryCallItems(userId, 'CALL#', { expression: 'idem = :h', values: { ':h': S(keyHash) } });
+    return items.map((i) => toCall(i, now)).find((c) => c !== undefined);
+  }
+
+  /** Every item of the user whose sort key starts with `prefix` (and passes `filter`), all pages. */
+  private async queryCallItems(userId: string, prefix: string, filter?: { expression: string; values: Record<string, AttributeValue> }): Promise<Record<string, AttributeValue>[]> {
+    const items: Record<string, AttributeValue>[] = [];
     let start: Record<string, AttributeValue> | undefined;
     do {
       const page = await guard(() =>
         this.db.send(
           new QueryCommand({
             TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :call)',
-            FilterExpression: 'idem = :h',
-            ExpressionAttributeValues: { ':pk': userPk(userId), ':call': S('CALL#'), ':h': S(keyHash) },
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+            ExpressionAttributeValues: { ':pk': userPk(userId), ':prefix': S(prefix), ...filter?.values },
+            ...(filter ? { FilterExpression: filter.expression } : {}),
             ConsistentRead: true,
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         ),
       );
-      const found = (page.Items ?? []).map((i) => toCall(i, now)).find((c) => c !== undefined);
-      if (found) return found;
+      items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
     } while (start);
-    return undefined;
+    return items;
   }
 
   /** Removes a key claim, only if it is still the one seen (claimed at `at`). */
   private async dropClaim(Key: Record<string, AttributeValue>, keyAttr: string, at: number): Promise<void> {
-    await guard(() =>
+    await unlessConditionFails(() =>
       this.db.send(
         new UpdateItemCommand({ TableName: this.table, Key, UpdateExpression: 'REMOVE #k', ConditionExpression: '#k.#at = :at', ExpressionAttributeNames: { '#k': keyAttr, '#at': 'at' }, ExpressionAttributeValues: { ':at': N(at) } }),
       ),
-    ).catch((err: unknown) => {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    });
+    );
   }
 
   async markOutcomeUnknown(userId: string, keyHash: string): Promise<void> {
-    await guard(() =>
+    await unlessConditionFails(() =>
       this.db.send(
         new UpdateItemCommand({
           TableName: this.table,
@@ -443,15 +454,13 @@ export class DynamoStore implements Store {
           ExpressionAttributeValues: { ':t': { BOOL: true } },
         }),
       ),
-    ).catch((err: unknown) => {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    });
+    );
   }
 
   private async prune(Key: Record<string, AttributeValue>, expired: string[], oldDays: string[]): Promise<void> {
     const names = Object.fromEntries(oldDays.map((d, i) => [`#o${i}`, d]));
     const parts = [expired.length ? 'DELETE #live :expired' : '', oldDays.length ? `REMOVE ${Object.keys(names).join(', ')}` : ''].filter(Boolean);
-    await guard(() =>
+    await unlessConditionFails(() =>
       this.db.send(
         new UpdateItemCommand({
           TableName: this.table,
@@ -462,73 +471,47 @@ export class DynamoStore implements Store {
           ...(expired.length ? { ExpressionAttributeValues: { ':expired': { SS: expired } } } : {}),
         }),
       ),
-    ).catch((err: unknown) => {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    });
+    );
   }
 
   async releaseCallSlot(userId: string, slot: string, keyHash?: string): Promise<void> {
     if (!slot) return;
-    try {
-      await guard(() =>
-        this.db.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: userPk(userId), sk: S('CALLS') },
-            UpdateExpression: `DELETE #live :slot${keyHash ? ' REMOVE #k' : ''}`,
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeNames: { '#live': 'live', ...(keyHash ? { '#k': `k${keyHash}` } : {}) },
-            ExpressionAttributeValues: { ':slot': { SS: [slot] } },
-          }),
-        ),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
+    await unlessConditionFails(() =>
+      this.db.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { pk: userPk(userId), sk: S('CALLS') },
+          UpdateExpression: `DELETE #live :slot${keyHash ? ' REMOVE #k' : ''}`,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#live': 'live', ...(keyHash ? { '#k': `k${keyHash}` } : {}) },
+          ExpressionAttributeValues: { ':slot': { SS: [slot] } },
+        }),
+      ),
+    );
   }
 
   async liveCalls(userId: string, now: number): Promise<CallRecord[]> {
-    const items: Record<string, AttributeValue>[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      // `CALL#<sid>` records and the `CALLS` item sort together under `CALL`.
-      const page = await guard(() =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :call)',
-            ExpressionAttributeValues: { ':pk': userPk(userId), ':call': S('CALL') },
-            ConsistentRead: true,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
+    // `CALL#<sid>` records and the `CALLS` item sort together under `CALL`.
+    const items = await this.queryCallItems(userId, 'CALL');
     const slots = new Set(items.find((i) => str(i, 'sk') === 'CALLS')?.['live']?.SS ?? []);
     return items
       .filter((i) => str(i, 'sk').startsWith('CALL#'))
       .map((i) => toCall(i, now))
-      .filter((c): c is CallRecord => !!c && !ENDED_STATUSES.has(c.status) && slots.has(c.slot) && slotExpiry(c.slot) > now);
+      .filter((c): c is CallRecord => !!c && !!c.slot && callIsLive(c, slots, now));
   }
 
   async deleteSession(userId: string): Promise<void> {
-    try {
-      await guard(() =>
-        this.db.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: userPk(userId), sk: S('SESSION') },
-            // The day's mint count stays, so logging out and in again cannot reset the token quota.
-            UpdateExpression: 'REMOVE kv, ct, issuedAt, ip',
-            ConditionExpression: 'attribute_exists(pk)',
-          }),
-        ),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
+    await unlessConditionFails(() =>
+      this.db.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { pk: userPk(userId), sk: S('SESSION') },
+          // The day's mint count stays, so logging out and in again cannot reset the token quota.
+          UpdateExpression: 'REMOVE kv, ct, issuedAt, ip',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      ),
+    );
   }
 
   async consume(name: string, limit: number, windowSeconds: number, now: number): Promise<LimitResult> {
@@ -581,6 +564,14 @@ function toCall(item: Record<string, AttributeValue>, now: number): CallRecord |
 
 /** A live-call slot is `<nonce>:<expiresAt>`. */
 const slotExpiry = (slot: string) => Number(slot.slice(slot.lastIndexOf(':') + 1)) || 0;
+
+/**
+ * Whether a call is still live: its record does not say it ended and, if it holds a slot, that slot is still
+ * taken and unexpired (a freed slot means it was ended through /hangup; an expired one, that it cannot be live).
+ */
+function callIsLive(call: CallRecord, slots: ReadonlySet<string>, now: number): boolean {
+  return !ENDED_STATUSES.has(call.status) && (!call.slot || (slots.has(call.slot) && slotExpiry(call.slot) > now));
+}
 
 /** Retry-After for the concurrent-call cap: a live call may end at any moment. */
 export const CONCURRENT_RETRY_AFTER_SECONDS = 5;

@@ -3,7 +3,7 @@ import { type Deps, requireSession, seconds } from '../shared/deps';
 import { CallNotFoundError, DestinationNotAllowedError, InvalidRequestError, RateLimitedError, UnavailableError, UpstreamError } from '../shared/errors';
 import type { Caller } from '../shared/http';
 import { logger, maskPhone } from '../shared/logger';
-import { type CallStatus, ENDED_STATUSES, type KeyClaim, type KeyReplay } from '../shared/store';
+import { type CallRecord, type CallStatus, ENDED_STATUSES, type KeyClaim, type KeyReplay } from '../shared/store';
 import { callbackUrlFor } from '../shared/twilio';
 
 export interface VoiceLimits {
@@ -137,8 +137,7 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
 function replay(r: KeyReplay): { call: CallView; replayed: true } {
   switch (r.state) {
     case 'done':
-      // A call that no longer holds its slot was ended through /hangup; its `completed` callback may be on its way.
-      return { call: { sid: r.call.callSid, status: r.call.live || ENDED_STATUSES.has(r.call.status) ? r.call.status : 'completed' }, replayed: true };
+      return { call: viewOf(r.call), replayed: true };
     case 'pending':
       throw new RateLimitedError(1, 'idempotency_in_progress');
     case 'mismatch':
@@ -196,5 +195,14 @@ export async function reconcileSlots(deps: Deps, userId: string, now: number): P
 export async function readCall(deps: Deps, caller: Caller, callSid: string): Promise<CallView> {
   const { call } = await deps.store.getSessionAndCall(caller.userId, callSid, seconds(deps.now()));
   if (!call) throw new CallNotFoundError({ reason: 'not_owned_or_unknown' });
-  return { sid: callSid, status: call.live || ENDED_STATUSES.has(call.status) ? call.status : 'completed' };
+  return viewOf(call);
+}
+
+/**
+ * A call as its caller sees it: its recorded state, except that a call no longer live by its slot although
+ * its record has not heard the end (ended through /hangup, whose `completed` callback may be on its way) shows
+ * `completed`.
+ */
+function viewOf(call: CallRecord & { readonly live: boolean }): CallView {
+  return { sid: call.callSid, status: call.live || ENDED_STATUSES.has(call.status) ? call.status : 'completed' };
 }
