@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { E164 } from '../lambdas/shared/contract';
 import { twilioSignature } from '../lambdas/shared/twilio-signature';
 import { readBody } from './http-util';
 
@@ -80,7 +81,6 @@ export interface Credentials {
   readonly authToken?: string;
 }
 
-const E164 = /^\+[1-9]\d{6,14}$/;
 
 export function twilioStandIn(creds: Credentials, timing: CallTiming = DEFAULT_TIMING): TwilioStandIn {
   const calls = new Map<string, StandInCall>();

@@ -1,12 +1,13 @@
 import * as z from 'zod/mini';
 import { loadConfig } from '../shared/config';
+import { CALL_SID } from '../shared/contract';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
 import { hangUp } from './service';
 
 const config = loadConfig();
 const deps = productionDeps(config);
-const schema = z.strictObject({ callSid: z.string().check(z.regex(/^CA[0-9a-f]{32}$/)) });
+const schema = z.strictObject({ callSid: z.string().check(z.regex(CALL_SID)) });
 
 /** POST /api/twilio/hangup — `{"callSid":"CA…"}`; 200 `{call:{sid,status:"completed"}}`. */
 export const handler = apiHandler(

@@ -38,6 +38,11 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Referrer-Policy': 'no-referrer',
 };
 
+/** A Twilio call SID, as the API takes and gives it. */
+export const CALL_SID = /^CA[0-9a-f]{32}$/;
+/** A phone number in E.164 form. */
+export const E164 = /^\+[1-9]\d{6,14}$/;
+
 /** Largest request body the handlers accept, in bytes ("a few KB"). */
 export const MAX_BODY_BYTES = 4096;
 

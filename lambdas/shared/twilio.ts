@@ -1,3 +1,4 @@
+import { CALL_SID, E164 } from './contract';
 import { InvalidRequestError, UpstreamError } from './errors';
 import { type CallStatus, STATUS_RANK } from './store';
 
@@ -26,7 +27,7 @@ export function parseTwilioCredentials(raw: string): TwilioCredentials {
     accountSid: s('accountSid', /^AC[0-9a-f]{32}$/),
     apiKeySid: s('apiKeySid', /^SK[0-9a-f]{32}$/),
     apiKeySecret: s('apiKeySecret', /^.{16,}$/),
-    callerId: s('callerId', /^\+[1-9]\d{6,14}$/),
+    callerId: s('callerId', E164),
     ...(v['twimlAppSid'] ? { twimlAppSid: s('twimlAppSid', /^AP[0-9a-f]{32}$/) } : {}),
     ...(v['voiceUrl'] ? { voiceUrl: s('voiceUrl', /^https:\/\/\S+$/) } : {}),
     ...(v['authToken'] ? { authToken: s('authToken', /^[0-9a-f]{32}$/) } : {}),
@@ -156,7 +157,7 @@ export class TwilioRest implements TwilioPort {
       const call = await this.post(creds, 'Calls.json', form);
       const sid = call['sid'];
       const status = call['status'];
-      if (typeof sid !== 'string' || !/^CA[0-9a-f]{32}$/.test(sid) || typeof status !== 'string' || !(status in STATUS_RANK)) {
+      if (typeof sid !== 'string' || !CALL_SID.test(sid) || typeof status !== 'string' || !(status in STATUS_RANK)) {
         throw new TwilioApiError(502, undefined);
       }
       return { sid, status: status as CallStatus };

@@ -1,3 +1,4 @@
+import { CALL_SID } from '../shared/contract';
 import { type Deps, seconds } from '../shared/deps';
 import { ForbiddenSignatureError, InvalidRequestError, RateLimitedError, UnavailableError } from '../shared/errors';
 import { logger } from '../shared/logger';
@@ -28,7 +29,6 @@ export interface StatusOutcome {
   readonly status: CallStatus;
 }
 
-const CALL_SID = /^CA[0-9a-f]{32}$/;
 const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { loadConfig } from '../shared/config';
+import { CALL_SID, E164 } from '../shared/contract';
 import { productionDeps } from '../shared/deps';
 import { apiHandler } from '../shared/http';
 import { maskPhone } from '../shared/logger';
@@ -8,9 +9,8 @@ import { placeCall, readCall } from './service';
 const config = loadConfig();
 if (!config.statusCallbackUrl) throw new Error('Environment variable STATUS_CALLBACK_URL is required');
 const deps = productionDeps(config);
-const CALL_SID = /^CA[0-9a-f]{32}$/;
 /** POST's body and GET's query, validated by the middleware into one input type. */
-const post = z.strictObject({ to: z.string().check(z.regex(/^\+[1-9]\d{6,14}$/)) });
+const post = z.strictObject({ to: z.string().check(z.regex(E164)) });
 const get = z.strictObject({ callSid: z.string().check(z.regex(CALL_SID)) });
 type Input = z.infer<typeof post> | z.infer<typeof get>;
 
