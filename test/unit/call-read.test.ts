@@ -2,20 +2,20 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { hangUp } from '../../lambdas/hangup/service';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { apiHandler } from '../../lambdas/shared/http';
 import type { Caller } from '../../lambdas/shared/http';
 import { DynamoStore } from '../../lambdas/shared/store';
-import type { TwilioCredentials, TwilioPort } from '../../lambdas/shared/twilio';
+import type { TwilioPort } from '../../lambdas/shared/twilio';
 import { openSession } from '../../lambdas/token/service';
 import { placeCall, readCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /** GET /api/twilio/voice?callSid=…: a call's state as recorded, own calls only, the query validated like a body. */
 
-const creds: TwilioCredentials = { accountSid: `AC${'2'.repeat(32)}`, apiKeySid: `SK${'2'.repeat(32)}`, apiKeySecret: 'y'.repeat(32), twimlAppSid: `AP${'2'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1000, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: 1000, dialPrefixes: ['+1'], concurrentCallLimit: 10, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 const clock = 1_800_000_000_000;
 const twilio: TwilioPort = {

@@ -2,13 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { type AdvanceResult, type CallStatus, DynamoStore, ENDED_STATUSES, STATUS_RANK, type Store } from '../../lambdas/shared/store';
-import { type TwilioCredentials, type TwilioPort, callbackUrlFor } from '../../lambdas/shared/twilio';
+import { type TwilioPort, callbackUrlFor } from '../../lambdas/shared/twilio';
 import { type StatusConfig, recordCallStatus } from '../../lambdas/status/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Call state: whatever order and however often Twilio delivers a call's status callbacks, sequentially or at
@@ -23,16 +23,8 @@ const STATUS_URL = 'https://api.example.com/prod/api/twilio/status';
 const NOW_MS = Date.now();
 const NOW = Math.floor(NOW_MS / 1000);
 
-const authToken = randomBytes(16).toString('hex');
-const creds: TwilioCredentials = {
-  accountSid: `AC${randomBytes(16).toString('hex')}`,
-  apiKeySid: `SK${randomBytes(16).toString('hex')}`,
-  apiKeySecret: randomBytes(16).toString('hex'),
-  twimlAppSid: `AP${'0'.repeat(32)}`,
-  callerId: '+15005550006',
-  authToken,
-};
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const config: StatusConfig = { statusCallbackUrl: STATUS_URL, statusLimitPerIpPerMinute: 1_000_000 };
 const noTwilio: TwilioPort = {
   mintAccessToken: () => 'unused',
@@ -68,7 +60,7 @@ function callback(userId: string, callSid: string, status: CallStatus, sequence:
     ['SequenceNumber', String(sequence)],
     ['To', '+14155550123'],
   ];
-  const signature = getExpectedTwilioSignature(authToken, callbackUrlFor(STATUS_URL, userId), Object.fromEntries(params));
+  const signature = getExpectedTwilioSignature(creds.authToken, callbackUrlFor(STATUS_URL, userId), Object.fromEntries(params));
   return { params, query: { u: userId }, signature, signatureSettings: undefined, sourceIp: '203.0.113.20' };
 }
 

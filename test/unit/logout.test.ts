@@ -3,14 +3,14 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { hangUp } from '../../lambdas/hangup/service';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { type Caller, apiHandler } from '../../lambdas/shared/http';
 import { DynamoStore } from '../../lambdas/shared/store';
-import type { TwilioCredentials, TwilioPort } from '../../lambdas/shared/twilio';
+import type { TwilioPort } from '../../lambdas/shared/twilio';
 import { closeSession, openSession } from '../../lambdas/token/service';
 import { type VoiceLimits, placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Logout (DELETE /api/twilio/token): the caller's voice session is deleted, /voice and /hangup answer 409 until a
@@ -18,8 +18,8 @@ import { type TestTable, startTable } from '../support/dynalite';
  */
 
 const ORIGIN = 'http://localhost:5173';
-const creds: TwilioCredentials = { accountSid: `AC${randomBytes(16).toString('hex')}`, apiKeySid: `SK${randomBytes(16).toString('hex')}`, apiKeySecret: randomBytes(16).toString('hex'), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const tokenLimits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1_000_000, userTokenQuotaPerDay: 1000 };
 const voiceLimits: VoiceLimits = { userCallQuotaPerDay: 1000, dialPrefixes: ['+1'], concurrentCallLimit: 10, maxCallSeconds: 600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 

@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import type { Caller } from '../../lambdas/shared/http';
 import { type CallStatus, DynamoStore } from '../../lambdas/shared/store';
@@ -7,14 +6,15 @@ import type { TwilioCredentials, TwilioPort } from '../../lambdas/shared/twilio'
 import { openSession } from '../../lambdas/token/service';
 import { placeCall, readCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * A call whose end Twilio never reported (the callback was lost, refused or throttled) must not keep its user
  * at the concurrent-call cap until the slot expires: meeting the cap asks Twilio about the user's live calls.
  */
 
-const creds: TwilioCredentials = { accountSid: `AC${'3'.repeat(32)}`, apiKeySid: `SK${'3'.repeat(32)}`, apiKeySecret: 'z'.repeat(32), twimlAppSid: `AP${'3'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1000, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: 1000, dialPrefixes: ['+1'], concurrentCallLimit: 1, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 const START = 1_800_000_000_000;
 

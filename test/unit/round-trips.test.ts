@@ -1,16 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { hangUp } from '../../lambdas/hangup/service';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import type { Caller } from '../../lambdas/shared/http';
 import { DynamoStore } from '../../lambdas/shared/store';
-import { type TwilioCredentials, type TwilioPort, callbackUrlFor } from '../../lambdas/shared/twilio';
+import { type TwilioPort, callbackUrlFor } from '../../lambdas/shared/twilio';
 import { twilioSignature } from '../../lambdas/shared/twilio-signature';
 import { recordCallStatus } from '../../lambdas/status/service';
 import { closeSession, openSession } from '../../lambdas/token/service';
 import { placeCall, readCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * DynamoDB round trips per request, counted at the SDK client (every `send` is one request to DynamoDB):
@@ -19,15 +19,8 @@ import { type TestTable, startTable } from '../support/dynalite';
  */
 
 const STATUS_URL = 'https://api.example.com/prod/api/twilio/status';
-const creds: TwilioCredentials = {
-  accountSid: `AC${'1'.repeat(32)}`,
-  apiKeySid: `SK${'1'.repeat(32)}`,
-  apiKeySecret: 'x'.repeat(32),
-  twimlAppSid: `AP${'1'.repeat(32)}`,
-  callerId: '+15005550006',
-  authToken: 'a'.repeat(32),
-};
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = {
   tokenTtlSeconds: 3600,
   ipTokenLimitPerMinute: 1000,

@@ -5,17 +5,17 @@ import fc from 'fast-check';
 import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks';
 import { z } from 'zod';
 import { hangUp } from '../../lambdas/hangup/service';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { UpstreamError } from '../../lambdas/shared/errors';
 import { type Caller, apiHandler } from '../../lambdas/shared/http';
 import { type CallStatus, DynamoStore } from '../../lambdas/shared/store';
-import { type TwilioCredentials, type TwilioPort, callbackUrlFor, mapTwilioError } from '../../lambdas/shared/twilio';
+import { type TwilioPort, callbackUrlFor, mapTwilioError } from '../../lambdas/shared/twilio';
 import { recordCallStatus } from '../../lambdas/status/service';
 import { openSession } from '../../lambdas/token/service';
 import { SLOT_SLACK_SECONDS, type VoiceLimits, placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * The concurrent-call cap is exact: of M concurrent /voice requests for one user with K allowed, exactly K place a
@@ -35,16 +35,8 @@ const STATUS_URL = 'https://api.example.com/prod/api/twilio/status';
 const DAY = Math.floor(Date.now() / 86_400_000) * 86_400;
 const T0 = DAY + 3600;
 
-const authToken = randomBytes(16).toString('hex');
-const creds: TwilioCredentials = {
-  accountSid: `AC${randomBytes(16).toString('hex')}`,
-  apiKeySid: `SK${randomBytes(16).toString('hex')}`,
-  apiKeySecret: randomBytes(16).toString('hex'),
-  twimlAppSid: `AP${'0'.repeat(32)}`,
-  callerId: '+15005550006',
-  authToken,
-};
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const tokenLimits = { tokenTtlSeconds: 86_400, ipTokenLimitPerMinute: 1_000_000, userTokenQuotaPerDay: 1000 };
 const voiceLimits: VoiceLimits = { userCallQuotaPerDay: 1000, dialPrefixes: ['+1'], concurrentCallLimit: K, maxCallSeconds: 600, statusCallbackUrl: STATUS_URL };
 const statusConfig = { statusCallbackUrl: STATUS_URL, statusLimitPerIpPerMinute: 1_000_000 };
@@ -125,7 +117,7 @@ function completedCallback(userId: string, callSid: string) {
     ['CallSid', callSid],
     ['CallStatus', 'completed'],
   ];
-  const signature = getExpectedTwilioSignature(authToken, callbackUrlFor(STATUS_URL, userId), Object.fromEntries(params));
+  const signature = getExpectedTwilioSignature(creds.authToken, callbackUrlFor(STATUS_URL, userId), Object.fromEntries(params));
   return { params, query: { u: userId }, signature, signatureSettings: undefined, sourceIp: '203.0.113.40' };
 }
 
@@ -272,7 +264,7 @@ describe('what frees a slot, and what does not', () => {
     const { d, c, calls } = await full();
     const cb = completedCallback(c.userId, calls[1]!.call.sid);
     const params: [string, string][] = cb.params.map(([k, v]) => (k === 'CallStatus' ? [k, status] : [k, v]));
-    const signature = getExpectedTwilioSignature(authToken, callbackUrlFor(STATUS_URL, c.userId), Object.fromEntries(params));
+    const signature = getExpectedTwilioSignature(creds.authToken, callbackUrlFor(STATUS_URL, c.userId), Object.fromEntries(params));
 
     await recordCallStatus(d, statusConfig, { ...cb, params, signature });
 
@@ -283,7 +275,7 @@ describe('what frees a slot, and what does not', () => {
     const { d, c, calls } = await full();
     const cb = completedCallback(c.userId, calls[0]!.call.sid);
     const params: [string, string][] = cb.params.map(([k, v]) => (k === 'CallStatus' ? [k, 'in-progress'] : [k, v]));
-    const signature = getExpectedTwilioSignature(authToken, callbackUrlFor(STATUS_URL, c.userId), Object.fromEntries(params));
+    const signature = getExpectedTwilioSignature(creds.authToken, callbackUrlFor(STATUS_URL, c.userId), Object.fromEntries(params));
 
     await recordCallStatus(d, statusConfig, { ...cb, params, signature });
 

@@ -5,15 +5,15 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import fc from 'fast-check';
 import { z } from 'zod';
 import { AWS_CLIENT_OPTIONS } from '../../lambdas/shared/aws';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { apiHandler } from '../../lambdas/shared/http';
 import { DynamoStore, type Store } from '../../lambdas/shared/store';
-import type { TwilioCredentials, TwilioPort } from '../../lambdas/shared/twilio';
+import type { TwilioPort } from '../../lambdas/shared/twilio';
 import { openSession } from '../../lambdas/token/service';
 import { placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * The limits are exact: K of M concurrent requests pass, the rest get 429 with Retry-After, over repeated runs on
@@ -42,8 +42,8 @@ class CountingTwilio implements TwilioPort {
   }
 }
 
-const creds: TwilioCredentials = { accountSid: `AC${'0'.repeat(32)}`, apiKeySid: `SK${'0'.repeat(32)}`, apiKeySecret: 'x'.repeat(32), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: K, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: K, dialPrefixes: ['+1'], concurrentCallLimit: 1000, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 let t: TestTable;

@@ -18,6 +18,7 @@ import { close, listen } from '../../local/http-util';
 import { type TwilioStandIn, twilioStandIn } from '../../local/twilio-standin';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Storage, authorization and fault claims: no plaintext token at rest, no IV reuse, expired-but-present items are
@@ -30,8 +31,8 @@ const IVS = scale(10_000, 100_000);
 const NOW_MS = Date.now();
 const NOW = Math.floor(NOW_MS / 1000);
 
-const creds: TwilioCredentials = { accountSid: `AC${randomBytes(16).toString('hex')}`, apiKeySid: `SK${randomBytes(16).toString('hex')}`, apiKeySecret: randomBytes(16).toString('hex'), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 1_000_000, userTokenQuotaPerDay: 1000, userCallQuotaPerDay: 1000, dialPrefixes: ['+1', '+44', '+8'], concurrentCallLimit: 1000, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 /** Records what it was asked; the minted token carries a canary that must never be found at rest. */

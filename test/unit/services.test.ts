@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { hangUp } from '../../lambdas/hangup/service';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { ApiError, InvalidRequestError, UpstreamError } from '../../lambdas/shared/errors';
 import type { Caller } from '../../lambdas/shared/http';
@@ -10,6 +9,7 @@ import type { TwilioCredentials, TwilioPort } from '../../lambdas/shared/twilio'
 import { openSession } from '../../lambdas/token/service';
 import { placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /** A small fake of the Twilio port: records what it was asked, fails when told to. */
 class FakeTwilio implements TwilioPort {
@@ -33,8 +33,8 @@ class FakeTwilio implements TwilioPort {
   }
 }
 
-const creds: TwilioCredentials = { accountSid: `AC${'0'.repeat(32)}`, apiKeySid: `SK${'0'.repeat(32)}`, apiKeySecret: 'x'.repeat(32), twimlAppSid: `AP${'0'.repeat(32)}`, callerId: '+15005550006' };
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const limits = { tokenTtlSeconds: 3600, ipTokenLimitPerMinute: 5, userTokenQuotaPerDay: 3, userCallQuotaPerDay: 3, dialPrefixes: ['+1', '+44'], concurrentCallLimit: 10, maxCallSeconds: 3600, statusCallbackUrl: 'https://api.example.com/prod/api/twilio/status' };
 
 let t: TestTable;

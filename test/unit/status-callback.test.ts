@@ -3,7 +3,6 @@ import { type AttributeValue, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { getExpectedTwilioSignature, getSignatureAlgorithm, validateRequest } from 'twilio/lib/webhooks/webhooks';
-import { parseKeyring } from '../../lambdas/shared/crypto';
 import type { Deps } from '../../lambdas/shared/deps';
 import { webhookHandler } from '../../lambdas/shared/http';
 import { type CallStatus, DynamoStore } from '../../lambdas/shared/store';
@@ -12,6 +11,7 @@ import { type FormParams, signatureAlgorithm, twilioSignature, validTwilioSignat
 import { type StatusConfig, recordCallStatus } from '../../lambdas/status/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
+import { testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Twilio status callbacks: our signature check agrees with Twilio's own SDK (`validateRequest`), and through the
@@ -26,16 +26,8 @@ const STATUS_URL = 'https://api.example.com/prod/api/twilio/status';
 const NOW_MS = Date.now();
 const NOW = Math.floor(NOW_MS / 1000);
 
-const authToken = randomBytes(16).toString('hex');
-const creds: TwilioCredentials = {
-  accountSid: `AC${randomBytes(16).toString('hex')}`,
-  apiKeySid: `SK${randomBytes(16).toString('hex')}`,
-  apiKeySecret: randomBytes(16).toString('hex'),
-  twimlAppSid: `AP${'0'.repeat(32)}`,
-  callerId: '+15005550006',
-  authToken,
-};
-const keyring = parseKeyring(JSON.stringify({ current: 'v1', keys: { v1: randomBytes(32).toString('base64') } }));
+const creds = testTwilioCredentials();
+const keyring = testKeyring();
 const config: StatusConfig = { statusCallbackUrl: STATUS_URL, statusLimitPerIpPerMinute: 1_000_000 };
 
 /** The SDK's parameter shape: one value per name, or all of a repeated name's values. */
@@ -49,7 +41,7 @@ function sdkParams(params: FormParams): Record<string, string | string[]> {
 }
 
 /** Twilio's signature of a request, as Twilio's SDK computes it. */
-const sdkSign = (url: string, params: FormParams, token = authToken, algorithm = 'HMAC_SHA1') => getExpectedTwilioSignature(token, url, sdkParams(params), algorithm);
+const sdkSign = (url: string, params: FormParams, token = creds.authToken, algorithm = 'HMAC_SHA1') => getExpectedTwilioSignature(token, url, sdkParams(params), algorithm);
 
 const noTwilio: TwilioPort = {
   mintAccessToken: () => 'unused',
@@ -177,11 +169,11 @@ describe('the signature check agrees with Twilio\'s SDK (validateRequest / getEx
     fc.assert(
       fc.property(urlArb, paramsArb, algArb, (url, params, alg) => {
         const settingsHeader = alg === 'HMAC_SHA256' ? `key=webhooks_sharedkey_x,algorithm=${alg}` : undefined;
-        const theirs = sdkSign(url, params, authToken, alg);
-        const ours = twilioSignature(authToken, url, params, alg === 'HMAC_SHA256' ? 'sha256' : 'sha1');
+        const theirs = sdkSign(url, params, creds.authToken, alg);
+        const ours = twilioSignature(creds.authToken, url, params, alg === 'HMAC_SHA256' ? 'sha256' : 'sha1');
         expect(ours).toBe(theirs);
-        expect(validTwilioSignature({ authToken, url, params, signature: theirs, settingsHeader })).toBe(true);
-        expect(validateRequest(authToken, ours, url, sdkParams(params), alg)).toBe(true);
+        expect(validTwilioSignature({ authToken: creds.authToken, url, params, signature: theirs, settingsHeader })).toBe(true);
+        expect(validateRequest(creds.authToken, ours, url, sdkParams(params), alg)).toBe(true);
       }),
       { numRuns: RUNS, seed: SEED },
     );
@@ -191,7 +183,7 @@ describe('the signature check agrees with Twilio\'s SDK (validateRequest / getEx
     const alteration = fc.constantFrom('none', 'flipChar', 'dropPadding', 'lastCharBits', 'otherToken', 'otherAlg', 'addParam', 'dropParam', 'otherValue', 'otherUser', 'otherPath', 'noQuery', 'portVariant');
     fc.assert(
       fc.property(urlArb, paramsArb, algArb, alteration, (url, params, alg, how) => {
-        let sig = sdkSign(url, params, authToken, alg);
+        let sig = sdkSign(url, params, creds.authToken, alg);
         let checkedUrl = url;
         let checked: FormParams = params;
         const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -201,19 +193,19 @@ describe('the signature check agrees with Twilio\'s SDK (validateRequest / getEx
         // Same decoded bytes, different text: base64's unused low bits of the last character.
         if (how === 'lastCharBits') sig = sig.slice(0, lastData) + b64[b64.indexOf(sig[lastData]!) ^ 1]! + sig.slice(lastData + 1);
         if (how === 'otherToken') sig = sdkSign(url, params, randomBytes(16).toString('hex'), alg);
-        if (how === 'otherAlg') sig = sdkSign(url, params, authToken, alg === 'HMAC_SHA1' ? 'HMAC_SHA256' : 'HMAC_SHA1');
+        if (how === 'otherAlg') sig = sdkSign(url, params, creds.authToken, alg === 'HMAC_SHA1' ? 'HMAC_SHA256' : 'HMAC_SHA1');
         if (how === 'addParam') checked = [...params, ['Extra', 'x']];
         if (how === 'dropParam') checked = params.slice(1);
         if (how === 'otherValue') checked = params.map(([k, v], i) => (i === 0 ? [k, `${v}x`] : [k, v]));
         if (how === 'otherUser') checkedUrl = `${url}x`;
         if (how === 'otherPath') checkedUrl = url.replace('/api/twilio/status', '/api/twilio/statuz');
         // Signed without the owner's query: valid for the bare URL only.
-        if (how === 'noQuery') sig = sdkSign(url.split('?')[0]!, params, authToken, alg);
+        if (how === 'noQuery') sig = sdkSign(url.split('?')[0]!, params, creds.authToken, alg);
         // Signed with the scheme's default port spelled out, or left out: Twilio may sign either spelling.
-        if (how === 'portVariant') sig = sdkSign(url.includes(':443/') ? url.replace(':443/', '/') : url.replace(/^(https:\/\/[^/]+)/, '$1:443'), params, authToken, alg);
+        if (how === 'portVariant') sig = sdkSign(url.includes(':443/') ? url.replace(':443/', '/') : url.replace(/^(https:\/\/[^/]+)/, '$1:443'), params, creds.authToken, alg);
         const settingsHeader = alg === 'HMAC_SHA256' ? `algorithm=${alg}` : undefined;
-        const ours = validTwilioSignature({ authToken, url: checkedUrl, params: checked, signature: sig, settingsHeader });
-        const theirs = validateRequest(authToken, sig, checkedUrl, sdkParams(checked), alg);
+        const ours = validTwilioSignature({ authToken: creds.authToken, url: checkedUrl, params: checked, signature: sig, settingsHeader });
+        const theirs = validateRequest(creds.authToken, sig, checkedUrl, sdkParams(checked), alg);
         expect(ours).toBe(theirs);
       }),
       { numRuns: RUNS, seed: SEED },
@@ -243,7 +235,7 @@ describe('the signature check agrees with Twilio\'s SDK (validateRequest / getEx
     const url = callbackUrlFor(STATUS_URL, userId);
     const params = callbackParams(newSid(), 'ringing');
     const sig = sdkSign(url, params);
-    const valid = (over: Partial<Parameters<typeof validTwilioSignature>[0]>) => validTwilioSignature({ authToken, url, params, signature: sig, ...over });
+    const valid = (over: Partial<Parameters<typeof validTwilioSignature>[0]>) => validTwilioSignature({ authToken: creds.authToken, url, params, signature: sig, ...over });
 
     test('accepts the untouched request (control)', () => expect(valid({})).toBe(true));
     test('rejects a tampered parameter', () => expect(valid({ params: params.map(([k, v]) => (k === 'CallStatus' ? [k, 'completed'] : [k, v])) })).toBe(false));
@@ -260,10 +252,10 @@ describe('the signature check agrees with Twilio\'s SDK (validateRequest / getEx
     test.each(['', '!!!!', 'not base64 at all', `${sig}=`, `${sig}AAAA`, sig.slice(0, -2), `${sig} `, ` ${sig}`])('rejects the malformed signature %p', (s) => expect(valid({ signature: s })).toBe(false));
     test('rejects a signature for another call (CallSid changed)', () => expect(valid({ params: params.map(([k, v]) => (k === 'CallSid' ? [k, newSid()] : [k, v])) })).toBe(false));
     test('rejects a SHA1 signature when the settings header says HMAC_SHA256', () => expect(valid({ settingsHeader: 'algorithm=HMAC_SHA256' })).toBe(false));
-    test('rejects a SHA256 signature without the settings header', () => expect(valid({ signature: sdkSign(url, params, authToken, 'HMAC_SHA256') })).toBe(false));
+    test('rejects a SHA256 signature without the settings header', () => expect(valid({ signature: sdkSign(url, params, creds.authToken, 'HMAC_SHA256') })).toBe(false));
     test('rejects an unknown algorithm, even with a signature valid under SHA1', () => expect(valid({ settingsHeader: 'algorithm=HMAC_MD5' })).toBe(false));
     test('accepts a SHA256 signature when the settings header says so (control)', () =>
-      expect(valid({ signature: sdkSign(url, params, authToken, 'HMAC_SHA256'), settingsHeader: 'key=k1,algorithm=HMAC_SHA256' })).toBe(true));
+      expect(valid({ signature: sdkSign(url, params, creds.authToken, 'HMAC_SHA256'), settingsHeader: 'key=k1,algorithm=HMAC_SHA256' })).toBe(true));
   });
 });
 
@@ -281,7 +273,7 @@ describe('POST /api/twilio/status through the handler chain, on dynalite', () =>
     const { userId, callSid } = await placedCall();
     const params = callbackParams(callSid, 'in-progress');
     const req = signedRequest(userId, params, { 'X-Twilio-Webhooks-Signature-Settings': 'key=k1,algorithm=HMAC_SHA256' });
-    req.headers['X-Twilio-Signature'] = sdkSign(callbackUrlFor(STATUS_URL, userId), params, authToken, 'HMAC_SHA256');
+    req.headers['X-Twilio-Signature'] = sdkSign(callbackUrlFor(STATUS_URL, userId), params, creds.authToken, 'HMAC_SHA256');
 
     expect((await statusRoute()(req)).statusCode).toBe(204);
     expect(await statusOf(userId, callSid)).toBe('in-progress');
