@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { hangUp } from '../../lambdas/hangup/service';
 import type { Deps } from '../../lambdas/shared/deps';
@@ -10,7 +10,7 @@ import type { TwilioPort } from '../../lambdas/shared/twilio';
 import { openSession } from '../../lambdas/token/service';
 import { placeCall, readCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /** GET /api/twilio/voice?callSid=…: a call's state as recorded, own calls only, the query validated like a body. */
 
@@ -83,18 +83,7 @@ describe('GET query validation (apiHandler with querySchema)', () => {
   );
   const invoke = (query: Record<string, string[]> | null, body: string | null = null) =>
     fn(
-      {
-        httpMethod: 'GET',
-        resource: '/api/twilio/voice',
-        path: '/api/twilio/voice',
-        headers: {},
-        multiValueHeaders: {},
-        queryStringParameters: query ? Object.fromEntries(Object.entries(query).map(([k, v]) => [k, v[v.length - 1]!])) : null,
-        multiValueQueryStringParameters: query,
-        body,
-        isBase64Encoded: false,
-        requestContext: { requestId: 'r', identity: { sourceIp: '198.51.100.7' }, authorizer: { userId: randomUUID(), exp: clock / 1000 + 60 } },
-      } as unknown as APIGatewayProxyEvent,
+      proxyEvent({ method: 'GET', path: '/api/twilio/voice', query, body, sourceIp: '198.51.100.7', authorizer: { userId: randomUUID(), exp: clock / 1000 + 60 } }),
       { awsRequestId: 'a', functionName: 'voice' } as Context,
     ) as Promise<APIGatewayProxyResult>;
   const code = (r: APIGatewayProxyResult) => (JSON.parse(r.body) as { error?: { code: string } }).error?.code;

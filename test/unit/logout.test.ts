@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { hangUp } from '../../lambdas/hangup/service';
 import type { Deps } from '../../lambdas/shared/deps';
@@ -10,7 +10,7 @@ import type { TwilioPort } from '../../lambdas/shared/twilio';
 import { closeSession, openSession } from '../../lambdas/token/service';
 import { type VoiceLimits, placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Logout (DELETE /api/twilio/token): the caller's voice session is deleted, /voice and /hangup answer 409 until a
@@ -49,16 +49,7 @@ const tokenHandler = () =>
   });
 
 async function send(method: 'POST' | 'DELETE', c: Caller | undefined, headers: Record<string, string> = {}): Promise<APIGatewayProxyResult> {
-  const event = {
-    httpMethod: method,
-    resource: '/api/twilio/token',
-    path: '/api/twilio/token',
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-    body: null,
-    isBase64Encoded: false,
-    requestContext: { identity: { sourceIp: '203.0.113.50' }, authorizer: c ? { userId: c.userId, sessionId: c.sessionId, exp: c.exp } : undefined },
-  } as unknown as APIGatewayProxyEvent;
+  const event = proxyEvent({ method, path: '/api/twilio/token', headers, sourceIp: '203.0.113.50', ...(c ? { authorizer: { userId: c.userId, sessionId: c.sessionId, exp: c.exp } } : {}) });
   return (await tokenHandler()(event, { awsRequestId: randomUUID() } as Context)) as APIGatewayProxyResult;
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { getExpectedTwilioSignature } from 'twilio/lib/webhooks/webhooks';
 import { z } from 'zod';
@@ -15,7 +15,7 @@ import { openSession } from '../../lambdas/token/service';
 import { SLOT_SLACK_SECONDS, type VoiceLimits, placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * The concurrent-call cap is exact: of M concurrent /voice requests for one user with K allowed, exactly K place a
@@ -93,16 +93,7 @@ function voiceRoute(d: Deps, limits: VoiceLimits = voiceLimits) {
     body: { call: (await placeCall(d, limits, caller, body.to, undefined)).call },
   }));
   return async (c: Caller): Promise<APIGatewayProxyResult> => {
-    const event = {
-      httpMethod: 'POST',
-      resource: '/api/twilio/voice',
-      path: '/api/twilio/voice',
-      headers: { 'Content-Type': 'application/json' },
-      multiValueHeaders: { 'Content-Type': ['application/json'] },
-      body: JSON.stringify({ to: '+14155550123' }),
-      isBase64Encoded: false,
-      requestContext: { identity: { sourceIp: c.sourceIp }, authorizer: { userId: c.userId, sessionId: c.sessionId, exp: Math.floor(Date.now() / 1000) + 3600 } },
-    } as unknown as APIGatewayProxyEvent;
+    const event = proxyEvent({ method: 'POST', path: '/api/twilio/voice', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ to: '+14155550123' }), sourceIp: c.sourceIp, authorizer: { userId: c.userId, sessionId: c.sessionId, exp: Math.floor(Date.now() / 1000) + 3600 } });
     return (await fn(event, { awsRequestId: randomUUID() } as Context)) as APIGatewayProxyResult;
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Server as NetServer, type Socket, createServer as createTcpServer } from 'node:net';
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { AWS_CLIENT_OPTIONS } from '../../lambdas/shared/aws';
@@ -13,7 +13,7 @@ import { openSession } from '../../lambdas/token/service';
 import { placeCall } from '../../lambdas/voice/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * The limits are exact: K of M concurrent requests pass, the rest get 429 with Retry-After, over repeated runs on
@@ -60,16 +60,7 @@ function deps(store: Store = new DynamoStore(t.client, t.table), now = Date.now(
 function tokenRoute(d: Deps) {
   const fn = apiHandler({ allowedOrigins: ['http://localhost:5173'], schema: z.object({}).strict() }, async ({ caller }) => ({ status: 200, body: await openSession(d, limits, caller) }));
   return async (sourceIp: string, headers: Record<string, string> = {}, userId: string = randomUUID()): Promise<APIGatewayProxyResult> => {
-    const event = {
-      httpMethod: 'POST',
-      resource: '/api/twilio/token',
-      path: '/api/twilio/token',
-      headers,
-      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-      body: null,
-      isBase64Encoded: false,
-      requestContext: { identity: { sourceIp }, authorizer: { userId, sessionId: 's', exp: Math.floor(Date.now() / 1000) + 3600 } },
-    } as unknown as APIGatewayProxyEvent;
+    const event = proxyEvent({ method: 'POST', path: '/api/twilio/token', headers, sourceIp, authorizer: { userId, sessionId: 's', exp: Math.floor(Date.now() / 1000) + 3600 } });
     return (await fn(event, { awsRequestId: randomUUID() } as Context)) as APIGatewayProxyResult;
   };
 }

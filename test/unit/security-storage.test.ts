@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type AttributeValue, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { hangUp } from '../../lambdas/hangup/service';
 import { AWS_CLIENT_OPTIONS } from '../../lambdas/shared/aws';
@@ -18,7 +18,7 @@ import { close, listen } from '../../local/http-util';
 import { type TwilioStandIn, twilioStandIn } from '../../local/twilio-standin';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Storage, authorization and fault claims: no plaintext token at rest, no IV reuse, expired-but-present items are
@@ -239,16 +239,7 @@ describe('faults map to the contract, issue nothing and leave a safe retry', () 
     const fn = apiHandler({ allowedOrigins: ['http://localhost:5173'], schema }, async (req) => ({ status: 200, body: await logic(req) }));
     return async (caller: Caller, body: unknown, headers: Record<string, string> = {}): Promise<APIGatewayProxyResult> => {
       const all = { 'Content-Type': 'application/json', ...headers };
-      const event = {
-        httpMethod: 'POST',
-        resource: '/r',
-        path: '/r',
-        headers: all,
-        multiValueHeaders: Object.fromEntries(Object.entries(all).map(([k, v]) => [k, [v]])),
-        body: JSON.stringify(body),
-        isBase64Encoded: false,
-        requestContext: { identity: { sourceIp: caller.sourceIp }, authorizer: { userId: caller.userId, sessionId: 's', exp: caller.exp } },
-      } as unknown as APIGatewayProxyEvent;
+      const event = proxyEvent({ method: 'POST', path: '/r', headers: all, body: JSON.stringify(body), sourceIp: caller.sourceIp, authorizer: { userId: caller.userId, sessionId: 's', exp: caller.exp } });
       return (await fn(event, { awsRequestId: randomUUID() } as Context)) as APIGatewayProxyResult;
     };
   }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type AttributeValue, ScanCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { getExpectedTwilioSignature, getSignatureAlgorithm, validateRequest } from 'twilio/lib/webhooks/webhooks';
 import type { Deps } from '../../lambdas/shared/deps';
@@ -11,7 +11,7 @@ import { type FormParams, signatureAlgorithm, twilioSignature, validTwilioSignat
 import { type StatusConfig, recordCallStatus } from '../../lambdas/status/service';
 import { type TestTable, startTable } from '../support/dynalite';
 import { FULL_SCALE, scale } from '../support/scale';
-import { testKeyring, testTwilioCredentials } from '../support/fixtures';
+import { proxyEvent, testKeyring, testTwilioCredentials } from '../support/fixtures';
 
 /**
  * Twilio status callbacks: our signature check agrees with Twilio's own SDK (`validateRequest`), and through the
@@ -68,18 +68,7 @@ function statusRoute(d: Deps = deps(), cfg: StatusConfig = config) {
     return { status: 204, audit: { outcome: out.result === 'updated' ? 'recorded' : 'ignored', reason: out.result, userId: out.userId } };
   });
   return async (req: Req): Promise<APIGatewayProxyResult> => {
-    const event = {
-      httpMethod: 'POST',
-      resource: '/api/twilio/status',
-      path: '/api/twilio/status',
-      headers: req.headers,
-      multiValueHeaders: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, [v]])),
-      queryStringParameters: req.query ? Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, v[v.length - 1]])) : null,
-      multiValueQueryStringParameters: req.query ?? null,
-      body: req.body,
-      isBase64Encoded: false,
-      requestContext: { requestId: randomUUID(), identity: { sourceIp: req.sourceIp ?? '203.0.113.10' } },
-    } as unknown as APIGatewayProxyEvent;
+    const event = proxyEvent({ method: 'POST', path: '/api/twilio/status', headers: req.headers, query: req.query ?? null, body: req.body, sourceIp: req.sourceIp ?? '203.0.113.10' });
     return (await fn(event, { awsRequestId: randomUUID() } as Context)) as APIGatewayProxyResult;
   };
 }
