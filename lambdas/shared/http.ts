@@ -172,8 +172,7 @@ function describeCause(err: unknown): string | undefined {
 }
 
 function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>): B {
-  const raw = event.body ?? '';
-  const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  const bytes = bodyBytes(event);
   if (bytes.length > MAX_BODY_BYTES) throw new PayloadTooLargeError();
   let value: unknown = {};
   if (bytes.length > 0) {
@@ -196,14 +195,25 @@ function parseBody<B>(event: Event, headers: Record<string, string>, schema: z.c
  */
 function parseQuery<B>(event: Event, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>): B {
   if ((event.body ?? '').length > 0) throw new InvalidRequestError({ reason: 'body_on_get', message: 'A GET request takes no body.' });
-  const value: Record<string, string> = {};
-  for (const [k, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) {
-    if ((values?.length ?? 0) > 1) throw new InvalidRequestError({ reason: 'duplicate_query', message: `The query parameter "${k.slice(0, 40)}" was sent more than once.` });
-    if (values?.length) value[k] = values[0]!;
-  }
-  if (!event.multiValueQueryStringParameters) Object.assign(value, event.queryStringParameters ?? {});
-  return validate(value, schema, fieldHelp, 'The query must carry the documented parameters.');
+  const { query, repeated } = readQuery(event);
+  if (repeated[0] !== undefined) throw new InvalidRequestError({ reason: 'duplicate_query', message: `The query parameter "${repeated[0].slice(0, 40)}" was sent more than once.` });
+  return validate(query, schema, fieldHelp, 'The query must carry the documented parameters.');
 }
+
+/** Query parameters given once, by name, and the names given more than once (like `readHeaders`). */
+function readQuery(event: Pick<Event, 'queryStringParameters' | 'multiValueQueryStringParameters'>): { query: Record<string, string>; repeated: string[] } {
+  const query: Record<string, string> = {};
+  const repeated: string[] = [];
+  if (!event.multiValueQueryStringParameters) return { query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>, repeated };
+  for (const [k, values] of Object.entries(event.multiValueQueryStringParameters)) {
+    if ((values?.length ?? 0) > 1) repeated.push(k);
+    else if (values?.length) query[k] = values[0]!;
+  }
+  return { query, repeated };
+}
+
+/** The request body's bytes, decoded when API Gateway sent it base64-encoded. */
+const bodyBytes = (event: Pick<Event, 'body' | 'isBase64Encoded'>) => Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8');
 
 function validate<B>(value: unknown, schema: z.core.$ZodType<B>, fieldHelp: Record<string, string>, fallback: string): B {
   const parsed = z.safeParse(schema, value);
@@ -313,8 +323,7 @@ export function webhookHandler(logic: (req: WebhookRequest) => Promise<ApiRespon
       const { headers, duplicate } = readHeaders(event);
       const twice = ['content-type', 'x-twilio-signature', 'x-twilio-webhooks-signature-settings'].find((h) => duplicate.has(h));
       if (twice) throw new InvalidRequestError({ reason: 'duplicate_header', message: `The ${twice} header was sent more than once.` });
-      const raw = event.body ?? '';
-      const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+      const bytes = bodyBytes(event);
       if (bytes.length > MAX_CALLBACK_BODY_BYTES) throw new PayloadTooLargeError();
       const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'application/x-www-form-urlencoded') {
@@ -322,12 +331,9 @@ export function webhookHandler(logic: (req: WebhookRequest) => Promise<ApiRespon
       }
       const params = [...new URLSearchParams(bytes.toString('utf8'))];
       if (params.length > MAX_FORM_PARAMS) throw new PayloadTooLargeError({ reason: 'too_many_params' });
-      const query: Record<string, string> = {};
-      for (const [k, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) {
-        // A repeated query parameter cannot be the URL we gave Twilio: keep a marker the signature check fails on.
-        if (values?.length) query[k] = values.length === 1 ? values[0]! : '\u0000';
-      }
-      if (!event.multiValueQueryStringParameters) Object.assign(query, event.queryStringParameters ?? {});
+      const { query, repeated } = readQuery(event);
+      // A repeated query parameter cannot be the URL we gave Twilio: keep a marker the signature check fails on.
+      for (const k of repeated) query[k] = '\u0000';
       const res = await logic({ params, headers, query, sourceIp: event.requestContext.identity.sourceIp });
       return respond(event, context, res);
     });
