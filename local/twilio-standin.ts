@@ -202,8 +202,9 @@ export function twilioStandIn(creds: Credentials, timing: CallTiming = DEFAULT_T
     void (async () => {
       const raw = (await readBody(req, 64 * 1024)) ?? Buffer.alloc(0);
       const path = (req.url ?? '').split('?')[0]!;
-      const params = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-      requests.push({ method: req.method ?? '', path, params, form: [...new URLSearchParams(raw.toString('utf8'))] });
+      const form: [string, string][] = [...new URLSearchParams(raw.toString('utf8'))];
+      const params = Object.fromEntries(form);
+      requests.push({ method: req.method ?? '', path, params, form });
       let answer = true;
       const reply = (status: number, payload: unknown) => {
         if (!answer) return; // the work is done, but the answer is lost on the way back
@@ -226,7 +227,7 @@ export function twilioStandIn(creds: Credentials, timing: CallTiming = DEFAULT_T
         if (to === '+15005550001' || !E164.test(to)) return error(400, 21211, `The 'To' number ${to.slice(0, 20)} is not a valid phone number.`);
         if (!params['From']) return error(400, 21603, "A 'From' phone number is required.");
         if (!params['Url'] && !params['ApplicationSid'] && !params['Twiml']) return error(400, 21205, 'Url parameter is required.');
-        const events = (raw.length ? new URLSearchParams(raw.toString('utf8')).getAll('StatusCallbackEvent') : []).flatMap((e) => e.split(/[\s,]+/)).filter(Boolean);
+        const events = form.filter(([k]) => k === 'StatusCallbackEvent').flatMap(([, e]) => e.split(/[\s,]+/)).filter(Boolean);
         const call: StandInCall = { sid: `CA${randomBytes(16).toString('hex')}`, to, from: params['From'], status: 'queued', params, events: events.length ? events : ['completed'], timers: [], chain: Promise.resolve(), sequence: 0 };
         calls.set(call.sid, call);
         reply(201, resource(call));
