@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
 import type { LocalApi } from '../../local/server';
+import { ARTIFACTS, CHROMIUM, haveChromium, startLocalForBrowser } from '../support/browser';
 
 /**
  * A call ends on its own in the page: the demo page polls `getCall` while a call is live, and the Twilio
@@ -15,9 +16,6 @@ import type { LocalApi } from '../../local/server';
  * Skipped, with a note, only when /usr/bin/chromium is absent (as demo.test.ts).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
-const haveChromium = existsSync(CHROMIUM);
 const maybe = haveChromium ? describe : describe.skip;
 if (!haveChromium) test.skip(`browser tests (skipped: no Chromium at ${CHROMIUM}; apt-get install -y chromium)`, () => undefined);
 
@@ -26,16 +24,7 @@ maybe('a call in the demo page', () => {
   let secrets: LocalSecrets;
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    process.env['LOCAL_DIR'] = mkdtempSync(join(tmpdir(), 'voice-token-browser-ends-'));
-    const { startLocal } = await import('../../local/server');
-    api = await startLocal({
-      port: 0,
-      demoPort: 0,
-      log: () => undefined,
-      env: { TWILIO_STANDIN_TALK_SECONDS: '1', POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
-    });
-    secrets = JSON.parse(readFileSync(join(process.env['LOCAL_DIR'], 'secrets.json'), 'utf8')) as LocalSecrets;
+    ({ api, secrets } = await startLocalForBrowser('voice-token-browser-ends-', { env: { TWILIO_STANDIN_TALK_SECONDS: '1' } }));
   }, 60_000);
 
   afterAll(async () => {

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { demoServer } from '../../local/demo-server';
 import { close, listen } from '../../local/http-util';
 import { type LocalSecrets, signDevToken } from '../../local/keys';
 import type { LocalApi } from '../../local/server';
 import { send } from '../support/http';
+import { ARTIFACTS, CHROMIUM, haveChromium, startLocalForBrowser } from '../support/browser';
 
 /**
  * The browser-facing promises in a real browser: Debian's Chromium, driven by playwright-core, loads the
@@ -19,10 +20,7 @@ import { send } from '../support/http';
  * Skipped, with a note, only when /usr/bin/chromium is absent (CI installs it: see .ci/run).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
 const JWT = /eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
-const haveChromium = existsSync(CHROMIUM);
 
 // Code run inside the page, as strings: this project type-checks without the DOM library.
 /** Markup, both storages, cookies, IndexedDB databases and Cache Storage names of the page. */
@@ -58,16 +56,7 @@ maybe('the demo page in Chromium', () => {
   const pasted = new Set<string>();
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    process.env['LOCAL_DIR'] = mkdtempSync(join(tmpdir(), 'voice-token-browser-'));
-    const { startLocal } = await import('../../local/server');
-    api = await startLocal({
-      port: 0,
-      demoPort: 0,
-      log: (line) => accessLog.push(line),
-      env: { POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
-    });
-    secrets = JSON.parse(readFileSync(join(process.env['LOCAL_DIR'], 'secrets.json'), 'utf8')) as LocalSecrets;
+    ({ api, secrets } = await startLocalForBrowser('voice-token-browser-', { log: (line) => accessLog.push(line) }));
     // The same page, served from an origin that is not on the allowlist.
     foreign = demoServer({ apiUrl: api.url, apiPort: api.port });
     foreignUrl = `http://127.0.0.1:${await listen(foreign, 0)}`;
