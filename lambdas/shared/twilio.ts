@@ -204,5 +204,12 @@ export function mapTwilioError(err: unknown, op: string): Error {
   }
   const e = err as { name?: unknown; cause?: { code?: unknown } } | undefined;
   const code = typeof e?.cause?.code === 'string' ? e.cause.code : typeof e?.name === 'string' ? e.name : 'network';
-  return new UpstreamError({ reason: `twilio_${op}_network`, cause: new Error(`Twilio request failed (${code})`) });
+  return new UpstreamError({ reason: `twilio_${op}_${NO_ANSWER}`, cause: new Error(`Twilio request failed (${code})`) });
+}
+
+const NO_ANSWER = 'network';
+
+/** Whether a failure mapped above means Twilio never answered (so what was asked may or may not have happened). */
+export function twilioNeverAnswered(err: unknown): boolean {
+  return err instanceof UpstreamError && err.reason.endsWith(`_${NO_ANSWER}`);
 }

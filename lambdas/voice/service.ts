@@ -4,7 +4,7 @@ import { CallNotFoundError, DestinationNotAllowedError, InvalidRequestError, Rat
 import type { Caller } from '../shared/http';
 import { logger, maskPhone } from '../shared/logger';
 import { type CallRecord, type CallStatus, ENDED_STATUSES, type KeyClaim, type KeyReplay } from '../shared/store';
-import { callbackUrlFor } from '../shared/twilio';
+import { callbackUrlFor, twilioNeverAnswered } from '../shared/twilio';
 
 export interface VoiceLimits {
   readonly userCallQuotaPerDay: number;
@@ -50,8 +50,6 @@ export const BLOCKED_PREFIXES: readonly string[] = [
 export function destinationAllowed(to: string, dialPrefixes: readonly string[]): boolean {
   return dialPrefixes.some((p) => to.startsWith(p)) && !BLOCKED_PREFIXES.some((p) => to.startsWith(p));
 }
-
-const outcomeUnknown = (err: unknown) => err instanceof UpstreamError && err.reason.endsWith('_network');
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,128}$/;
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
@@ -107,7 +105,7 @@ export async function placeCall(deps: Deps, limits: VoiceLimits, caller: Caller,
   try {
     call = await deps.twilio.createCall(creds, to, { statusCallback: callbackUrlFor(limits.statusCallbackUrl, caller.userId), timeLimit: limits.maxCallSeconds });
   } catch (err) {
-    if (!outcomeUnknown(err)) {
+    if (!twilioNeverAnswered(err)) {
       await unclaim();
       throw err;
     }
